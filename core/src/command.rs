@@ -1,0 +1,113 @@
+//! The replicated commands and their responses. The `Command` enum only grows: variants are appended, never
+//! reordered or removed, because their bincode encoding (variant index first) is in every Raft log.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{ApiClient, ServerInfo, Session, SessionSpec, UnixMillis};
+
+/// One session to create, with the id the proposer chose.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewSession {
+    pub id: String,
+    pub spec: SessionSpec,
+}
+
+/// A placement decision: reserve capacity for `session_id` on `server_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placement {
+    pub session_id: String,
+    pub server_id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Written by every new leader so that it can commit in its own term at once.
+    Noop,
+    /// Sets the cluster's token signing key, once: later proposals are ignored, so that concurrent leaders
+    /// (one after another) never rotate it by accident.
+    InitCluster {
+        cluster_id: String,
+        signing_key: Vec<u8>,
+    },
+    RegisterApiClient {
+        client: ApiClient,
+    },
+    CreateSessions {
+        request_id: String,
+        now: UnixMillis,
+        sessions: Vec<NewSession>,
+    },
+    /// Reserves capacity; apply re-checks every placement against the state it sees.
+    PlaceSessions {
+        now: UnixMillis,
+        placements: Vec<Placement>,
+    },
+    SessionReady {
+        session_id: String,
+        server_id: String,
+        now: UnixMillis,
+    },
+    SessionFailed {
+        session_id: String,
+        server_id: String,
+        reason: String,
+        max_attempts: u32,
+        now: UnixMillis,
+    },
+    /// An agent registered or re-registered (identity, facts, tags, limits).
+    UpsertServer {
+        server: ServerInfo,
+        now: UnixMillis,
+    },
+    /// No server can take these sessions and they did not ask to be queued: (session id, reason).
+    PlacementFailed {
+        sessions: Vec<(String, String)>,
+        now: UnixMillis,
+    },
+}
+
+impl Command {
+    /// A short name for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Command::Noop => "Noop",
+            Command::InitCluster { .. } => "InitCluster",
+            Command::RegisterApiClient { .. } => "RegisterApiClient",
+            Command::CreateSessions { .. } => "CreateSessions",
+            Command::PlaceSessions { .. } => "PlaceSessions",
+            Command::SessionReady { .. } => "SessionReady",
+            Command::SessionFailed { .. } => "SessionFailed",
+            Command::UpsertServer { .. } => "UpsertServer",
+            Command::PlacementFailed { .. } => "PlacementFailed",
+        }
+    }
+}
+
+/// Why apply refused a command (the log entry still counts as applied).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    #[error("unknown session {0}")]
+    UnknownSession(String),
+    #[error("unknown server {0}")]
+    UnknownServer(String),
+    #[error("session {session_id} is not waiting for this transition (state {state})")]
+    WrongState { session_id: String, state: String },
+    #[error("client id {0} is already registered")]
+    DuplicateClient(String),
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    #[default]
+    Ok,
+    SessionsCreated {
+        sessions: Vec<Session>,
+    },
+    /// Per placement: Ok, or why it was not reserved.
+    Placed {
+        results: Vec<Result<(), String>>,
+    },
+    /// SessionFailed went back to placement (true) or ended the session (false).
+    Retried(bool),
+    Rejected(Rejection),
+}

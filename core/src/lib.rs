@@ -1,0 +1,15 @@
+//! broker-core: Berth's pure domain. Replicated commands, `ClusterState::apply`, placement and the agent
+//! wire messages. No I/O, no async, no clock, no randomness: callers stamp ids and times into commands.
+
+pub mod agent_proto;
+pub mod command;
+pub mod model;
+pub mod placement;
+pub mod state;
+
+pub use command::{Command, NewSession, Placement, Rejection, Response};
+pub use model::*;
+pub use state::ClusterState;
+
+/// Identifies a broker node in the Raft membership.
+pub type NodeId = u64;
