@@ -56,7 +56,7 @@ pub enum Command {
     },
     /// An agent registered or re-registered (identity, facts, tags, limits).
     UpsertServer {
-        server: ServerInfo,
+        server: Box<ServerInfo>,
         now: UnixMillis,
     },
     /// No server can take these sessions and they did not ask to be queued: (session id, reason).

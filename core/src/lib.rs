@@ -6,6 +6,7 @@ pub mod command;
 pub mod model;
 pub mod placement;
 pub mod state;
+pub mod validation;
 
 pub use command::{Command, NewSession, Placement, Rejection, Response};
 pub use model::*;

@@ -121,7 +121,7 @@ mod tests {
             let mut state = ClusterState::default();
             for (id, max) in case.servers {
                 state.apply(&Command::UpsertServer {
-                    server: ServerInfo { id: (*id).into(), max_virtual_sessions: *max, ..Default::default() },
+                    server: Box::new(ServerInfo { id: (*id).into(), max_virtual_sessions: *max, ..Default::default() }),
                     now: UnixMillis(0),
                 });
             }
@@ -158,7 +158,7 @@ mod tests {
         let mut state = ClusterState::default();
         for id in ["s1", "s2"] {
             state.apply(&Command::UpsertServer {
-                server: ServerInfo { id: id.into(), ..Default::default() },
+                server: Box::new(ServerInfo { id: id.into(), ..Default::default() }),
                 now: UnixMillis(0),
             });
         }

@@ -397,7 +397,7 @@ mod tests {
     #[test]
     fn placement_reserves_capacity_and_refuses_overfill() {
         let mut state = ClusterState::default();
-        state.apply(&Command::UpsertServer { server: server("s1", Some(1)), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", Some(1))), now: UnixMillis(0) });
         create(&mut state, "r1", &["a", "b"], SessionType::Virtual);
         assert_eq!(place(&mut state, "a", "s1"), Ok(()));
         let err = place(&mut state, "b", "s1").unwrap_err();
@@ -410,7 +410,7 @@ mod tests {
     #[test]
     fn one_console_session_per_server() {
         let mut state = ClusterState::default();
-        state.apply(&Command::UpsertServer { server: server("s1", None), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(0) });
         create(&mut state, "r1", &["c1", "c2"], SessionType::Console);
         assert_eq!(place(&mut state, "c1", "s1"), Ok(()));
         assert!(place(&mut state, "c2", "s1").unwrap_err().contains("no room"));
@@ -419,8 +419,8 @@ mod tests {
     #[test]
     fn placing_twice_is_refused() {
         let mut state = ClusterState::default();
-        state.apply(&Command::UpsertServer { server: server("s1", None), now: UnixMillis(0) });
-        state.apply(&Command::UpsertServer { server: server("s2", None), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s2", None)), now: UnixMillis(0) });
         create(&mut state, "r1", &["a"], SessionType::Virtual);
         assert_eq!(place(&mut state, "a", "s1"), Ok(()));
         assert!(place(&mut state, "a", "s2").is_err());
@@ -430,7 +430,7 @@ mod tests {
     #[test]
     fn ready_needs_the_reserving_server() {
         let mut state = ClusterState::default();
-        state.apply(&Command::UpsertServer { server: server("s1", None), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(0) });
         create(&mut state, "r1", &["a"], SessionType::Virtual);
         place(&mut state, "a", "s1").unwrap();
         let wrong =
@@ -446,8 +446,8 @@ mod tests {
     #[test]
     fn failure_frees_capacity_and_retries_until_the_limit() {
         let mut state = ClusterState::default();
-        state.apply(&Command::UpsertServer { server: server("s1", Some(1)), now: UnixMillis(0) });
-        state.apply(&Command::UpsertServer { server: server("s2", Some(1)), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", Some(1))), now: UnixMillis(0) });
+        state.apply(&Command::UpsertServer { server: Box::new(server("s2", Some(1))), now: UnixMillis(0) });
         create(&mut state, "r1", &["a"], SessionType::Virtual);
         place(&mut state, "a", "s1").unwrap();
         let fail = |state: &mut ClusterState, server: &str| {

@@ -31,7 +31,7 @@ pub enum EndpointError {
     Resolve(String),
 }
 
-fn transport_config() -> Arc<TransportConfig> {
+pub fn transport_config() -> Arc<TransportConfig> {
     let mut transport = TransportConfig::default();
     transport.keep_alive_interval(Some(KEEP_ALIVE));
     transport.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("idle timeout fits")));

@@ -1,0 +1,158 @@
+//! Authentication: API client secrets (salted SHA-256, compared in constant time), and the cluster's JWT access
+//! tokens, signed with the key held in the replicated state so that every node verifies them.
+
+use base64::Engine;
+use broker_core::{ApiClient, UnixMillis};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The audience every Berth access token carries; tokens for anything else are refused.
+pub const AUDIENCE: &str = "berth-session-manager-api";
+pub const ISSUER: &str = "berth";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub sub: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("Malformed Basic authorization header")]
+    MalformedBasic,
+    #[error("Invalid client credentials")]
+    InvalidClient,
+    #[error("Invalid or expired access token: {0}")]
+    BadToken(String),
+    #[error("cannot sign the token: {0}")]
+    Signing(String),
+}
+
+fn secret_digest(salt: &str, secret: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(salt.as_bytes());
+    hasher.update(b":");
+    hasher.update(secret.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+fn random_token(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill(&mut buf[..]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// A new client with a random id and secret. The secret is returned once and only its hash is kept.
+pub fn new_api_client(client_name: &str, now: UnixMillis) -> (ApiClient, String) {
+    let client_id = random_token(18);
+    let secret = random_token(32);
+    let salt = random_token(12);
+    let client = ApiClient {
+        client_id,
+        client_name: client_name.to_owned(),
+        secret_sha256: secret_digest(&salt, &secret),
+        secret_salt: salt,
+        created: now,
+    };
+    (client, secret)
+}
+
+/// A new random cluster signing key (proposed once by the first leader).
+pub fn new_signing_key() -> Vec<u8> {
+    let mut key = vec![0u8; 32];
+    rand::rng().fill(&mut key[..]);
+    key
+}
+
+pub fn verify_secret(client: &ApiClient, secret: &str) -> bool {
+    let digest = secret_digest(&client.secret_salt, secret);
+    constant_time_eq(digest.as_bytes(), client.secret_sha256.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Splits `Basic base64(id:secret)`.
+pub fn parse_basic(header: &str) -> Result<(String, String), AuthError> {
+    let encoded =
+        header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")).ok_or(AuthError::MalformedBasic)?;
+    let decoded =
+        base64::engine::general_purpose::STANDARD.decode(encoded.trim()).map_err(|_| AuthError::MalformedBasic)?;
+    let text = String::from_utf8(decoded).map_err(|_| AuthError::MalformedBasic)?;
+    let (id, secret) = text.split_once(':').ok_or(AuthError::MalformedBasic)?;
+    // Some clients url-encode the pair before base64 (RFC 6749 2.3.1); our ids and secrets are url-safe anyway.
+    Ok((id.to_owned(), secret.to_owned()))
+}
+
+pub fn issue_token(key: &[u8], client_id: &str, now_secs: u64, ttl_secs: u64) -> Result<String, AuthError> {
+    let claims = Claims {
+        iss: ISSUER.to_owned(),
+        sub: client_id.to_owned(),
+        aud: AUDIENCE.to_owned(),
+        iat: now_secs,
+        exp: now_secs + ttl_secs,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key))
+        .map_err(|e| AuthError::Signing(e.to_string()))
+}
+
+/// Verifies signature, algorithm (HS256 only: `alg: none` and others are refused), audience, issuer and expiry.
+pub fn verify_token(key: &[u8], token: &str) -> Result<Claims, AuthError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[AUDIENCE]);
+    validation.set_issuer(&[ISSUER]);
+    validation.leeway = 5;
+    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(key), &validation)
+        .map(|data| data.claims)
+        .map_err(|e| AuthError::BadToken(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+    }
+
+    #[test]
+    fn a_secret_verifies_only_itself() {
+        let (client, secret) = new_api_client("portal", UnixMillis(0));
+        assert!(verify_secret(&client, &secret));
+        assert!(!verify_secret(&client, "wrong"));
+        assert!(!client.secret_sha256.contains(&secret));
+    }
+
+    #[test]
+    fn tokens_verify_with_the_cluster_key_only() {
+        let key = new_signing_key();
+        let token = issue_token(&key, "c1", now(), 60).unwrap();
+        assert_eq!(verify_token(&key, &token).unwrap().sub, "c1");
+        assert!(verify_token(&new_signing_key(), &token).is_err());
+    }
+
+    #[test]
+    fn expired_and_unsigned_tokens_are_refused() {
+        let key = new_signing_key();
+        let expired = issue_token(&key, "c1", now() - 3600, 60).unwrap();
+        assert!(verify_token(&key, &expired).is_err());
+        let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        let body = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!(r#"{{"iss":"berth","sub":"c1","aud":"{AUDIENCE}","iat":0,"exp":{}}}"#, now() + 600));
+        assert!(verify_token(&key, &format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn basic_headers_parse() {
+        let header = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("id:se:cret"));
+        assert_eq!(parse_basic(&header).unwrap(), ("id".into(), "se:cret".into()));
+        assert_eq!(parse_basic("Bearer x"), Err(AuthError::MalformedBasic));
+        assert_eq!(parse_basic("Basic !!!"), Err(AuthError::MalformedBasic));
+    }
+}

@@ -1,0 +1,236 @@
+//! HTTP handlers: parse, authenticate, translate to commands or state reads, translate back.
+
+use axum::body::Bytes;
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use broker_core::validation::validate;
+use broker_core::{Command, NewSession, Response as Applied};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+
+use crate::auth::{self, AuthError};
+use crate::convert;
+use crate::dto::{self, TokenResponse};
+use crate::error::ApiError;
+use crate::paging;
+use crate::{now, ApiState};
+
+/// Parses a JSON body; an empty body is the default value when the operation allows it.
+fn parse_body<T: DeserializeOwned + Default>(body: &Bytes, optional: bool) -> Result<T, ApiError> {
+    if optional && body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("Malformed request body: {e}")))
+}
+
+fn signing_key(state: &ApiState) -> Result<Vec<u8>, ApiError> {
+    state
+        .cluster
+        .read(|s| s.signing_key().map(<[u8]>::to_vec))
+        .ok_or(ApiError::NotReady("no signing key has been replicated to this node yet"))
+}
+
+fn request_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+pub async fn require_bearer(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
+    let header = request.headers().get(axum::http::header::AUTHORIZATION).ok_or(ApiError::NoAuthorizationHeader)?;
+    let header = header.to_str().map_err(|_| ApiError::Unauthorized("Malformed authorization header".into()))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("The authorization header must carry a Bearer token".into()))?;
+    let key = signing_key(&state)?;
+    auth::verify_token(&key, token.trim()).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    Ok(next.run(request).await)
+}
+
+#[derive(Deserialize)]
+pub struct TokenQuery {
+    grant_type: Option<String>,
+}
+
+/// `POST /oauth2/token?grant_type=client_credentials` with Basic client authentication.
+pub async fn token(
+    State(state): State<ApiState>,
+    Query(query): Query<TokenQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<TokenResponse>, ApiError> {
+    let form_grant = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| text.split('&').find_map(|pair| pair.strip_prefix("grant_type=").map(str::to_owned)));
+    match query.grant_type.or(form_grant).as_deref() {
+        Some("client_credentials") => {}
+        Some(other) => return Err(ApiError::BadRequest(format!("Unsupported grant_type '{other}'"))),
+        None => return Err(ApiError::BadRequest("grant_type=client_credentials is required".into())),
+    }
+    let header = headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::NoAuthorizationHeader)?;
+    let header = header.to_str().map_err(|_| ApiError::Unauthorized(AuthError::MalformedBasic.to_string()))?;
+    let (client_id, secret) = auth::parse_basic(header).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    let mut client = state.cluster.read(|s| s.api_client(&client_id).cloned());
+    if client.is_none() {
+        // Registered a moment ago through another node: catch up before saying no.
+        state.cluster.read_barrier().await?;
+        client = state.cluster.read(|s| s.api_client(&client_id).cloned());
+    }
+    let client = client.ok_or_else(|| ApiError::Unauthorized(AuthError::InvalidClient.to_string()))?;
+    if !auth::verify_secret(&client, &secret) {
+        return Err(ApiError::Unauthorized(AuthError::InvalidClient.to_string()));
+    }
+    let key = signing_key(&state)?;
+    let now_secs = (now().0 / 1000) as u64;
+    let ttl = state.config.token_ttl_secs;
+    let access_token =
+        auth::issue_token(&key, &client.client_id, now_secs, ttl).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(TokenResponse { access_token, token_type: "Bearer".into(), expires_in: ttl }))
+}
+
+pub async fn create_sessions(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<dto::CreateSessionsResponse>, ApiError> {
+    let requests: Vec<dto::CreateSessionRequestData> = parse_body(&body, false)?;
+    let mut unsuccessful = Vec::new();
+    let mut accepted = Vec::new();
+    for data in requests {
+        match validate(convert::session_request(&data), state.config.argument_limits) {
+            Ok(spec) => accepted.push(NewSession { id: uuid::Uuid::new_v4().to_string(), spec }),
+            Err(reason) => unsuccessful.push(dto::UnsuccessfulCreateSessionRequestData {
+                create_session_request_data: data,
+                failure_reason: reason.to_string(),
+            }),
+        }
+    }
+    let request_id = request_id();
+    let mut successful = Vec::new();
+    if !accepted.is_empty() {
+        let command = Command::CreateSessions { request_id: request_id.clone(), now: now(), sessions: accepted };
+        match state.cluster.write(command).await? {
+            Applied::SessionsCreated { sessions } => {
+                successful =
+                    state.cluster.read(|s| sessions.iter().map(|session| convert::session(s, session)).collect());
+            }
+            other => return Err(ApiError::Internal(format!("unexpected apply result {other:?}"))),
+        }
+    }
+    Ok(Json(dto::CreateSessionsResponse { request_id, successful_list: successful, unsuccessful_list: unsuccessful }))
+}
+
+enum SessionFilter {
+    Owner(String),
+    Tag(String, String),
+}
+
+fn session_filters(filters: Option<Vec<dto::KeyValuePair>>) -> Result<Vec<SessionFilter>, ApiError> {
+    filters
+        .unwrap_or_default()
+        .into_iter()
+        .map(|pair| {
+            let key = pair.key.unwrap_or_default();
+            let value = pair.value.unwrap_or_default();
+            if key == "owner" {
+                Ok(SessionFilter::Owner(value))
+            } else if let Some(tag) = key.strip_prefix("tag:") {
+                Ok(SessionFilter::Tag(tag.to_owned(), value))
+            } else {
+                Err(ApiError::BadRequest(format!("Unsupported filter '{key}': use owner or tag:<key>")))
+            }
+        })
+        .collect()
+}
+
+pub async fn describe_sessions(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<dto::DescribeSessionsResponse>, ApiError> {
+    let request: dto::DescribeSessionsRequestData = parse_body(&body, true)?;
+    let limit = paging::page_size(request.max_results)?;
+    let filters = session_filters(request.filters)?;
+    state.cluster.read_barrier().await?;
+    let key = signing_key(&state)?;
+    let after = request.next_token.as_deref().map(|t| paging::read_token(&key, "sessions", t)).transpose()?;
+    let ids = request.session_ids.filter(|ids| !ids.is_empty());
+    let (sessions, last) = state.cluster.read(|s| {
+        let matches = |session: &&broker_core::Session| {
+            ids.as_ref().is_none_or(|ids| ids.contains(&session.id))
+                && filters.iter().all(|filter| match filter {
+                    SessionFilter::Owner(owner) => &session.spec.owner == owner,
+                    SessionFilter::Tag(key, value) => session
+                        .server_id
+                        .as_deref()
+                        .and_then(|id| s.server(id))
+                        .is_some_and(|server| server.info.tags.iter().any(|(k, v)| k == key && v == value)),
+                })
+        };
+        let mut page: Vec<_> = s.sessions_after(after.as_deref()).filter(matches).take(limit + 1).collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let last = more.then(|| page.last().map(|session| session.id.clone())).flatten();
+        (page.into_iter().map(|session| convert::session(s, session)).collect::<Vec<_>>(), last)
+    });
+    Ok(Json(dto::DescribeSessionsResponse {
+        request_id: request_id(),
+        sessions,
+        next_token: last.map(|id| paging::make_token(&key, "sessions", &id)),
+    }))
+}
+
+pub async fn describe_servers(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<dto::DescribeServersResponse>, ApiError> {
+    let request: dto::DescribeServersRequestData = parse_body(&body, true)?;
+    let limit = paging::page_size(request.max_results)?;
+    state.cluster.read_barrier().await?;
+    let key = signing_key(&state)?;
+    let after = request.next_token.as_deref().map(|t| paging::read_token(&key, "servers", t)).transpose()?;
+    let ids = request.server_ids.filter(|ids| !ids.is_empty());
+    let (servers, last) = state.cluster.read(|s| {
+        let mut page: Vec<_> = s
+            .servers_after(after.as_deref())
+            .filter(|server| ids.as_ref().is_none_or(|ids| ids.contains(&server.info.id)))
+            .take(limit + 1)
+            .collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let last = more.then(|| page.last().map(|server| server.info.id.clone())).flatten();
+        (page.into_iter().map(convert::server).collect::<Vec<_>>(), last)
+    });
+    Ok(Json(dto::DescribeServersResponse {
+        request_id: request_id(),
+        servers,
+        next_token: last.map(|id| paging::make_token(&key, "servers", &id)),
+    }))
+}
+
+pub async fn cluster_status(State(state): State<ApiState>) -> Json<dto::ClusterStatusResponse> {
+    let status = state.cluster.status();
+    Json(dto::ClusterStatusResponse {
+        node_id: status.node_id,
+        leader_id: status.leader_id,
+        term: status.term,
+        applied_index: status.applied_index,
+        members: status
+            .members
+            .into_iter()
+            .map(|(id, node)| dto::ClusterMember { id, api_url: node.api_url })
+            .collect(),
+    })
+}
+
+/// Unauthenticated liveness for scripts and container health checks: 200 once this node knows a leader.
+pub async fn health(State(state): State<ApiState>) -> Response {
+    match state.cluster.status().leader_id {
+        Some(_) => (StatusCode::OK, "ok\n").into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no leader\n").into_response(),
+    }
+}
+
+pub async fn not_found(request: Request) -> ApiError {
+    ApiError::NotFound(format!("No such operation: {} {}", request.method(), request.uri().path()))
+}

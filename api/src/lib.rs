@@ -1,0 +1,60 @@
+//! broker-api: the Session Manager REST API over a `ClusterHandle`. Handlers translate DTOs, stamp ids and
+//! times into commands, and map errors once (`error.rs`); decisions live in broker-core.
+
+pub mod auth;
+pub mod convert;
+pub mod dto;
+pub mod error;
+mod handlers;
+mod paging;
+
+use std::sync::Arc;
+
+use axum::routing::{get, post};
+use axum::Router;
+use broker_core::validation::ArgumentLimits;
+use broker_core::UnixMillis;
+use broker_raft::ClusterHandle;
+
+pub use error::ApiError;
+
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Lifetime of the access tokens `/oauth2/token` issues.
+    pub token_ttl_secs: u64,
+    pub argument_limits: ArgumentLimits,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { token_ttl_secs: 3600, argument_limits: ArgumentLimits::default() }
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub cluster: ClusterHandle,
+    pub config: Arc<ApiConfig>,
+}
+
+/// The wall clock, read once per request by the proposer (apply never reads it).
+pub fn now() -> UnixMillis {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    UnixMillis(since.as_millis() as i64)
+}
+
+/// The client-facing router (port 8443).
+pub fn router(state: ApiState) -> Router {
+    let authenticated = Router::new()
+        .route("/createSessions", post(handlers::create_sessions))
+        .route("/describeSessions", post(handlers::describe_sessions))
+        .route("/describeServers", post(handlers::describe_servers))
+        .route("/cluster/status", get(handlers::cluster_status))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), handlers::require_bearer));
+    Router::new()
+        .merge(authenticated)
+        .route("/oauth2/token", post(handlers::token))
+        .route("/health", get(handlers::health))
+        .fallback(handlers::not_found)
+        .with_state(state)
+}

@@ -1,0 +1,211 @@
+//! The node configuration file (TOML). Keys are named like their DCV Session Manager counterparts where one
+//! exists, so operators find what they know.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NodeConfig {
+    pub node_id: u64,
+    /// State directory: Raft log, snapshots, generated TLS material.
+    pub session_manager_working_path: PathBuf,
+    #[serde(default = "default_bind_host")]
+    pub client_to_broker_connector_bind_host: String,
+    #[serde(default = "default_api_port")]
+    pub client_to_broker_connector_https_port: u16,
+    #[serde(default = "default_bind_host")]
+    pub agent_to_broker_connector_bind_host: String,
+    #[serde(default = "default_agent_port")]
+    pub agent_to_broker_connector_https_port: u16,
+    #[serde(default = "default_bind_host")]
+    pub peer_bind_host: String,
+    #[serde(default = "default_peer_port")]
+    pub peer_port: u16,
+    /// PEM files; when absent, material is generated in the working path on first start.
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    #[serde(default = "default_retries")]
+    pub create_sessions_number_of_retries_on_failure: u32,
+    #[serde(default)]
+    pub raft: RaftSettings,
+    /// The static membership, bootstrapped once on a fresh cluster.
+    pub members: Vec<Member>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Member {
+    pub id: u64,
+    pub peer_address: String,
+    pub api_url: String,
+    pub agent_address: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct RaftSettings {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many entries since the last one.
+    pub snapshot_logs_since_last: u64,
+    /// Entries kept in the log behind a snapshot, for followers that are only a little behind.
+    pub max_logs_kept_after_snapshot: u64,
+    /// How long a write or linearizable read may wait for a leader before answering 503.
+    pub request_deadline_ms: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            snapshot_logs_since_last: 5000,
+            max_logs_kept_after_snapshot: 1000,
+            request_deadline_ms: 5000,
+        }
+    }
+}
+
+fn default_bind_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_api_port() -> u16 {
+    8443
+}
+fn default_agent_port() -> u16 {
+    8445
+}
+fn default_peer_port() -> u16 {
+    47100
+}
+fn default_retries() -> u32 {
+    2
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl NodeConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let config: NodeConfig =
+            toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })?;
+        config.check().map_err(|message| ConfigError::Invalid { path: path.into(), message })?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !self.members.iter().any(|m| m.id == self.node_id) {
+            return Err(format!("members: node-id {} is not in the member list", self.node_id));
+        }
+        let r = &self.raft;
+        if r.election_timeout_min_ms <= r.heartbeat_interval_ms
+            || r.election_timeout_max_ms <= r.election_timeout_min_ms
+        {
+            return Err("[raft]: need heartbeat-interval-ms < election-timeout-min-ms < election-timeout-max-ms".into());
+        }
+        for side in ["ca-file", "cert-file", "key-file"] {
+            let given = [&self.ca_file, &self.cert_file, &self.key_file].iter().filter(|f| f.is_some()).count();
+            if given != 0 && given != 3 {
+                return Err(format!("{side}: give all of ca-file, cert-file and key-file, or none"));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn api_bind(&self) -> Result<SocketAddr, String> {
+        bind_addr(&self.client_to_broker_connector_bind_host, self.client_to_broker_connector_https_port)
+    }
+    pub fn agent_bind(&self) -> Result<SocketAddr, String> {
+        bind_addr(&self.agent_to_broker_connector_bind_host, self.agent_to_broker_connector_https_port)
+    }
+    pub fn peer_bind(&self) -> Result<SocketAddr, String> {
+        bind_addr(&self.peer_bind_host, self.peer_port)
+    }
+
+    pub fn tls_files(&self) -> broker_transport::TlsFiles {
+        match (&self.ca_file, &self.cert_file, &self.key_file) {
+            (Some(ca), Some(cert), Some(key)) => {
+                broker_transport::TlsFiles { ca_file: ca.clone(), cert_file: cert.clone(), key_file: key.clone() }
+            }
+            _ => {
+                let dir = self.session_manager_working_path.join("tls");
+                broker_transport::TlsFiles {
+                    ca_file: dir.join("ca.pem"),
+                    cert_file: dir.join("node.pem"),
+                    key_file: dir.join("node.key"),
+                }
+            }
+        }
+    }
+}
+
+fn bind_addr(host: &str, port: u16) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve bind address {host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("no address for {host}:{port}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+node-id = 2
+session-manager-working-path = "/tmp/x"
+[[members]]
+id = 1
+peer-address = "127.0.0.1:1"
+api-url = "https://127.0.0.1:2"
+agent-address = "127.0.0.1:3"
+[[members]]
+id = 2
+peer-address = "127.0.0.1:4"
+api-url = "https://127.0.0.1:5"
+agent-address = "127.0.0.1:6"
+"#;
+
+    fn load(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("berth.toml");
+        std::fs::write(&path, text).unwrap();
+        NodeConfig::load(&path)
+    }
+
+    #[test]
+    fn defaults_match_the_original_broker() {
+        let config = load(GOOD).unwrap();
+        assert_eq!(config.client_to_broker_connector_https_port, 8443);
+        assert_eq!(config.agent_to_broker_connector_https_port, 8445);
+        assert_eq!(config.create_sessions_number_of_retries_on_failure, 2);
+        assert_eq!(config.raft, RaftSettings::default());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_problem() {
+        let err = load(&GOOD.replace("node-id = 2", "node-id = 9")).unwrap_err().to_string();
+        assert!(err.contains("berth.toml") && err.contains("node-id 9"), "{err}");
+        let err = load(&format!("bogus-key = 1\n{GOOD}")).unwrap_err().to_string();
+        assert!(err.contains("bogus-key"), "{err}");
+        let err = load(&GOOD.replace("node-id = 2", "node-id = \"two\"")).unwrap_err().to_string();
+        assert!(err.contains("node-id") || err.contains("node_id"), "{err}");
+        let err = load(&format!("ca-file = \"/x\"\n{GOOD}")).unwrap_err().to_string();
+        assert!(err.contains("give all of"), "{err}");
+    }
+}
