@@ -246,6 +246,11 @@ pub struct ClusterStatusResponse {
     pub leader_id: Option<u64>,
     pub term: u64,
     pub applied_index: u64,
+    /// Beyond the fields scripts rely on: where this node's log, snapshot and purge point are.
+    pub last_log_index: u64,
+    pub snapshot_index: u64,
+    pub purged_index: u64,
+    pub state: String,
     pub members: Vec<ClusterMember>,
 }
 

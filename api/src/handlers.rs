@@ -215,6 +215,10 @@ pub async fn cluster_status(State(state): State<ApiState>) -> Json<dto::ClusterS
         leader_id: status.leader_id,
         term: status.term,
         applied_index: status.applied_index,
+        last_log_index: status.last_log_index,
+        snapshot_index: status.snapshot_index,
+        purged_index: status.purged_index,
+        state: status.state,
         members: status
             .members
             .into_iter()

@@ -64,7 +64,8 @@ impl ApiClient {
         Ok(token)
     }
 
-    /// One authenticated JSON call; returns the status and the parsed body (Null when not JSON).
+    /// One authenticated JSON call; returns the status and the parsed body (Null when not JSON). An expired
+    /// token is renewed once.
     pub async fn call(
         &self,
         base_url: &str,
@@ -72,15 +73,23 @@ impl ApiClient {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Value)> {
-        let token = self.token(base_url).await?;
-        let mut request = self.http.request(method, format!("{base_url}{path}")).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(body);
+        let mut renewed = false;
+        loop {
+            let token = self.token(base_url).await?;
+            let mut request = self.http.request(method.clone(), format!("{base_url}{path}")).bearer_auth(token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            let bytes = response.bytes().await?;
+            if status == StatusCode::UNAUTHORIZED && !renewed {
+                *self.token.lock().expect("token lock") = None;
+                renewed = true;
+                continue;
+            }
+            return Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)));
         }
-        let response = request.send().await?;
-        let status = response.status();
-        let bytes = response.bytes().await?;
-        Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
     }
 
     pub async fn post(&self, base_url: &str, path: &str, body: &Value) -> anyhow::Result<(StatusCode, Value)> {

@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     #[serde(default = "default_retries")]
     pub create_sessions_number_of_retries_on_failure: u32,
+    /// Lifetime of the access tokens `/oauth2/token` issues.
+    #[serde(default = "default_token_validity")]
+    pub access_token_validity_seconds: u64,
     #[serde(default)]
     pub raft: RaftSettings,
     /// The static membership, bootstrapped once on a fresh cluster.
@@ -62,9 +65,11 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_interval_ms: 50,
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
+            // openraft waits lease (= election-timeout-max) + a random election timeout before it campaigns,
+            // so these give a 300-400 ms failover on a quiet network.
+            heartbeat_interval_ms: 40,
+            election_timeout_min_ms: 100,
+            election_timeout_max_ms: 200,
             snapshot_logs_since_last: 5000,
             max_logs_kept_after_snapshot: 1000,
             request_deadline_ms: 5000,
@@ -86,6 +91,9 @@ fn default_peer_port() -> u16 {
 }
 fn default_retries() -> u32 {
     2
+}
+fn default_token_validity() -> u64 {
+    3600
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,7 @@ pub struct DevOptions {
     /// Where `berth` and `berth-agent` are.
     pub bin_dir: PathBuf,
     pub raft: RaftSettings,
+    pub access_token_validity_seconds: u64,
     /// Children get SIGKILL when the process that started them dies (for `berth dev` itself).
     pub die_with_parent: bool,
 }
@@ -38,6 +39,7 @@ impl DevOptions {
             backend: "simulated".into(),
             bin_dir: bin_dir.into(),
             raft: RaftSettings::default(),
+            access_token_validity_seconds: 3600,
             die_with_parent: false,
         }
     }
@@ -216,6 +218,7 @@ impl DevCluster {
             cert_file: Some(files.cert_file),
             key_file: Some(files.key_file),
             create_sessions_number_of_retries_on_failure: 2,
+            access_token_validity_seconds: self.options.access_token_validity_seconds,
             raft: self.options.raft.clone(),
             members: self.layout.members.clone(),
         };

@@ -150,7 +150,8 @@ pub async fn run_node(
     ));
     let leadership = tokio::spawn(follow_leadership(cluster.clone(), slot.clone(), actor_config));
 
-    let api_state = ApiState { cluster: cluster.clone(), config: Arc::new(ApiConfig::default()) };
+    let api_config = ApiConfig { token_ttl_secs: config.access_token_validity_seconds, ..ApiConfig::default() };
+    let api_state = ApiState { cluster: cluster.clone(), config: Arc::new(api_config) };
     let mut https = tls.server_config(&[b"h2", b"http/1.1"])?;
     https.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let api_addr: SocketAddr = listeners.api.local_addr()?;

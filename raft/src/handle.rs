@@ -29,6 +29,11 @@ pub struct ClusterStatus {
     pub leader_id: Option<NodeId>,
     pub term: u64,
     pub applied_index: u64,
+    pub last_log_index: u64,
+    /// The last log index covered by this node's current snapshot (built or installed).
+    pub snapshot_index: u64,
+    /// Log entries up to here are gone from this node's log.
+    pub purged_index: u64,
     pub state: String,
     pub members: BTreeMap<NodeId, BerthNode>,
 }
@@ -97,25 +102,50 @@ impl ClusterHandle {
         if leader == self.node_id {
             return Err(Attempt::Retry);
         }
-        match self.ask_leader(&node, PeerRequest::ClientWrite(command.clone()), remaining).await? {
+        match self.ask_leader(leader, &node, PeerRequest::ClientWrite(command.clone()), remaining).await? {
             PeerResponse::ClientWrite(Ok((_index, response))) => Ok(response),
             PeerResponse::ClientWrite(Err(ForwardError::Fatal(reason))) => Err(Attempt::Fatal(reason)),
             _ => Err(Attempt::Retry),
         }
     }
 
+    /// Sends `request` to the leader, abandoning it as soon as this node sees another leader (or none): a
+    /// leader that died never answers, and waiting for the QUIC idle timeout would stretch every failover.
     async fn ask_leader(
         &self,
+        leader_id: NodeId,
         leader: &BerthNode,
         request: PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, Attempt> {
-        let connection = self.peers.get(&leader.peer_address).await.map_err(|_| Attempt::Retry)?;
-        call(&connection, &request, timeout).await.map_err(|e| {
-            tracing::debug!(leader = %leader.peer_address, error = %e, "forwarding to the leader failed");
-            self.peers.invalidate(&leader.peer_address);
-            Attempt::Retry
-        })
+        let exchange = async {
+            let connection = self.peers.get(&leader.peer_address).await.map_err(|_| Attempt::Retry)?;
+            call(&connection, &request, timeout).await.map_err(|e| {
+                tracing::debug!(leader = %leader.peer_address, error = %e, "forwarding to the leader failed");
+                self.peers.invalidate(&leader.peer_address);
+                Attempt::Retry
+            })
+        };
+        tokio::select! {
+            answer = exchange => answer,
+            () = self.leader_moves_from(leader_id) => {
+                self.peers.invalidate(&leader.peer_address);
+                Err(Attempt::Retry)
+            }
+        }
+    }
+
+    /// Resolves once this node no longer believes `leader_id` leads.
+    async fn leader_moves_from(&self, leader_id: NodeId) {
+        let mut metrics = self.raft.metrics();
+        loop {
+            if metrics.borrow_and_update().current_leader != Some(leader_id) {
+                return;
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Waits until this node has applied everything committed before the call (ReadIndex through the
@@ -150,7 +180,7 @@ impl ClusterHandle {
         if leader == self.node_id {
             return Err(Attempt::Retry);
         }
-        match self.ask_leader(&node, PeerRequest::ReadIndex, remaining).await? {
+        match self.ask_leader(leader, &node, PeerRequest::ReadIndex, remaining).await? {
             PeerResponse::ReadIndex(Ok(index)) => Ok(index),
             PeerResponse::ReadIndex(Err(ForwardError::Fatal(reason))) => Err(Attempt::Fatal(reason)),
             _ => Err(Attempt::Retry),
@@ -197,6 +227,9 @@ impl ClusterHandle {
             leader_id: metrics.current_leader,
             term: metrics.current_term,
             applied_index: metrics.last_applied.map(|id| id.index).unwrap_or(0),
+            last_log_index: metrics.last_log_index.unwrap_or(0),
+            snapshot_index: metrics.snapshot.map(|id| id.index).unwrap_or(0),
+            purged_index: metrics.purged.map(|id| id.index).unwrap_or(0),
             state: format!("{:?}", metrics.state),
             members: metrics.membership_config.membership().nodes().map(|(id, node)| (*id, node.clone())).collect(),
         }
