@@ -79,6 +79,6 @@ async fn greet(
     };
     write_message(&mut send, &accepted).await.map_err(|e| e.to_string())?;
     tracing::info!(server = %server_id, hostname = %server.hostname, "agent registered");
-    let link = AgentLink { connection, control_send: send, control_recv: recv, server };
+    let link = Box::new(AgentLink { connection, control_send: send, control_recv: recv, server });
     supervisor.cast(SupervisorMsg::AgentRegistered { server_id, link }).map_err(|e| e.to_string())
 }

@@ -89,7 +89,7 @@ async fn run_rounds(state: &PlacementArgs) {
                             let _ = state.supervisor.cast(SupervisorMsg::SessionPlaced {
                                 session_id: placement.session_id.clone(),
                                 server_id: placement.server_id.clone(),
-                                spec,
+                                spec: Box::new(spec),
                             });
                         }
                     }
@@ -99,11 +99,12 @@ async fn run_rounds(state: &PlacementArgs) {
                 }
             }
         }
-        // A round that placed nothing new would plan the same again: wait for the next change instead.
-        if placed == 0 || round.placements.len() < state.batch {
-            if round.unplaceable.is_empty() || placed == 0 {
-                return;
-            }
+        // Go on only while rounds make progress and the queue may hold more than one batch: a round that
+        // changed nothing would plan the same again, so the next applied entry kicks placement instead.
+        let inspected = round.placements.len() + round.unplaceable.len() + round.still_waiting;
+        let progress = placed > 0 || !round.unplaceable.is_empty();
+        if !progress || inspected < state.batch {
+            return;
         }
     }
 }

@@ -17,9 +17,9 @@ use crate::ActorConfig;
 
 pub enum SupervisorMsg {
     /// The gateway accepted and registered an agent; its actor takes over the link.
-    AgentRegistered { server_id: String, link: AgentLink },
+    AgentRegistered { server_id: String, link: Box<AgentLink> },
     /// Capacity is reserved on `server_id`: prepare the session there.
-    SessionPlaced { session_id: String, server_id: String, spec: SessionSpec },
+    SessionPlaced { session_id: String, server_id: String, spec: Box<SessionSpec> },
     /// Placement should run (new sessions, servers or capacity). Coalesced by `kick_pending`.
     Kick,
     /// A session actor asks for the actor of its server.
@@ -119,7 +119,7 @@ impl Actor for Supervisor {
                 .collect()
         });
         for (session_id, server_id, spec) in pending_sessions {
-            myself.cast(SupervisorMsg::SessionPlaced { session_id, server_id, spec })?;
+            myself.cast(SupervisorMsg::SessionPlaced { session_id, server_id, spec: Box::new(spec) })?;
         }
         kick(&myself, &kick_pending);
         tracing::info!("leader actors started");
@@ -147,7 +147,7 @@ impl Actor for Supervisor {
                 }
                 let args = ServerArgs {
                     server_id: server_id.clone(),
-                    link,
+                    link: *link,
                     cluster: state.cluster.clone(),
                     config: state.config.clone(),
                 };
@@ -161,7 +161,7 @@ impl Actor for Supervisor {
                 let args = SessionArgs {
                     session_id: session_id.clone(),
                     server_id,
-                    spec,
+                    spec: *spec,
                     cluster: state.cluster.clone(),
                     supervisor: myself.clone(),
                     config: state.config.clone(),

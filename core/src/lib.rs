@@ -3,6 +3,7 @@
 
 pub mod agent_proto;
 pub mod command;
+mod golden;
 pub mod model;
 pub mod placement;
 pub mod state;
