@@ -157,17 +157,27 @@ pub async fn describe_sessions(
     let ids = request.session_ids.filter(|ids| !ids.is_empty());
     let (sessions, last) = state.cluster.read(|s| {
         let matches = |session: &&broker_core::Session| {
-            ids.as_ref().is_none_or(|ids| ids.contains(&session.id))
-                && filters.iter().all(|filter| match filter {
-                    SessionFilter::Owner(owner) => &session.spec.owner == owner,
-                    SessionFilter::Tag(key, value) => session
-                        .server_id
-                        .as_deref()
-                        .and_then(|id| s.server(id))
-                        .is_some_and(|server| server.info.tags.iter().any(|(k, v)| k == key && v == value)),
-                })
+            filters.iter().all(|filter| match filter {
+                SessionFilter::Owner(owner) => &session.spec.owner == owner,
+                SessionFilter::Tag(key, value) => session
+                    .server_id
+                    .as_deref()
+                    .and_then(|id| s.server(id))
+                    .is_some_and(|server| server.info.tags.iter().any(|(k, v)| k == key && v == value)),
+            })
         };
-        let mut page: Vec<_> = s.sessions_after(after.as_deref()).filter(matches).take(limit + 1).collect();
+        // Asked-for ids are looked up directly (never a scan of every session), in id order like a full walk.
+        let candidates: Box<dyn Iterator<Item = &broker_core::Session>> = match &ids {
+            Some(ids) => {
+                let mut found: Vec<_> = ids.iter().filter_map(|id| s.session(id)).collect();
+                found.sort_by(|a, b| a.id.cmp(&b.id));
+                found.dedup_by(|a, b| a.id == b.id);
+                let after = after.clone();
+                Box::new(found.into_iter().filter(move |x| after.as_deref().is_none_or(|key| x.id.as_str() > key)))
+            }
+            None => s.sessions_after(after.as_deref()),
+        };
+        let mut page: Vec<_> = candidates.filter(matches).take(limit + 1).collect();
         let more = page.len() > limit;
         page.truncate(limit);
         let last = more.then(|| page.last().map(|session| session.id.clone())).flatten();
