@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod placement;
+pub mod readiness;
 pub mod server;
 pub mod session;
 pub mod supervisor;

@@ -8,6 +8,7 @@ use broker_raft::ClusterHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::time::Instant;
 
+use crate::readiness::ReadinessMsg;
 use crate::server::ServerMsg;
 use crate::supervisor::SupervisorMsg;
 use crate::ActorConfig;
@@ -26,6 +27,7 @@ pub struct SessionArgs {
     pub spec: SessionSpec,
     pub cluster: ClusterHandle,
     pub supervisor: ActorRef<SupervisorMsg>,
+    pub readiness: ActorRef<ReadinessMsg>,
     pub config: ActorConfig,
 }
 
@@ -78,11 +80,14 @@ impl Actor for SessionActor {
                     reply
                 });
                 let command = match outcome {
-                    Ok(Ok(())) => Command::SessionReady {
-                        session_id: args.session_id.clone(),
-                        server_id: args.server_id.clone(),
-                        now: crate::now(),
-                    },
+                    Ok(Ok(())) => {
+                        args.readiness.cast(ReadinessMsg::Confirmed {
+                            session_id: args.session_id.clone(),
+                            server_id: args.server_id.clone(),
+                        })?;
+                        myself.stop(None);
+                        return Ok(());
+                    }
                     Ok(Err(reason)) => Command::SessionFailed {
                         session_id: args.session_id.clone(),
                         server_id: args.server_id.clone(),
@@ -98,7 +103,7 @@ impl Actor for SessionActor {
                     }
                 };
                 if let Err(e) = args.cluster.write(command).await {
-                    tracing::warn!(session = %args.session_id, error = %e, "session outcome not replicated; a later leader redoes it");
+                    tracing::warn!(session = %args.session_id, error = %e, "session failure not replicated; a later leader redoes it");
                 }
                 myself.stop(None);
             }

@@ -11,6 +11,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use tokio::task::JoinHandle;
 
 use crate::placement::{PlacementActor, PlacementArgs, PlacementMsg};
+use crate::readiness::{ReadinessActor, ReadinessMsg};
 use crate::server::{AgentLink, ServerActor, ServerArgs, ServerMsg};
 use crate::session::{SessionActor, SessionArgs};
 use crate::ActorConfig;
@@ -40,6 +41,7 @@ pub struct SupervisorState {
     servers: HashMap<String, ActorRef<ServerMsg>>,
     sessions: HashMap<String, ActorRef<crate::session::SessionMsg>>,
     placement: ActorRef<PlacementMsg>,
+    readiness: ActorRef<ReadinessMsg>,
     kick_pending: Arc<AtomicBool>,
     applied_watch: JoinHandle<()>,
 }
@@ -81,6 +83,7 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let kick_pending = Arc::new(AtomicBool::new(false));
         let placement = Self::spawn_placement(&myself, &args.cluster, &args.config, &kick_pending).await?;
+        let (readiness, _) = Actor::spawn_linked(None, ReadinessActor, args.cluster.clone(), myself.get_cell()).await?;
 
         if args.cluster.read(|s| s.signing_key().is_none()) {
             if let Some(key) = args.signing_key {
@@ -129,6 +132,7 @@ impl Actor for Supervisor {
             servers: HashMap::new(),
             sessions: HashMap::new(),
             placement,
+            readiness,
             kick_pending,
             applied_watch,
         })
@@ -164,6 +168,7 @@ impl Actor for Supervisor {
                     spec: *spec,
                     cluster: state.cluster.clone(),
                     supervisor: myself.clone(),
+                    readiness: state.readiness.clone(),
                     config: state.config.clone(),
                 };
                 let (session, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
@@ -197,6 +202,11 @@ impl Actor for Supervisor {
             state.placement =
                 Self::spawn_placement(&myself, &state.cluster, &state.config, &state.kick_pending).await?;
             kick(&myself, &state.kick_pending);
+        } else if id == state.readiness.get_id() {
+            tracing::warn!(reason = %why, "readiness actor stopped; respawning it");
+            let (readiness, _) =
+                Actor::spawn_linked(None, ReadinessActor, state.cluster.clone(), myself.get_cell()).await?;
+            state.readiness = readiness;
         } else {
             state.servers.retain(|_, server| server.get_id() != id);
             state.sessions.retain(|_, session| session.get_id() != id);

@@ -67,7 +67,8 @@ impl Default for RaftSettings {
         RaftSettings {
             // openraft waits lease (= election-timeout-max) + a random election timeout before it campaigns,
             // so these give a 300-400 ms failover on a quiet network.
-            heartbeat_interval_ms: 40,
+            // openraft also times AppendEntries out after one heartbeat interval, so it cannot be much lower.
+            heartbeat_interval_ms: 50,
             election_timeout_min_ms: 100,
             election_timeout_max_ms: 200,
             snapshot_logs_since_last: 5000,

@@ -64,6 +64,11 @@ pub enum Command {
         sessions: Vec<(String, String)>,
         now: UnixMillis,
     },
+    /// Several agents confirmed their sessions: (session id, server id). One entry for many confirmations.
+    SessionsReady {
+        sessions: Vec<(String, String)>,
+        now: UnixMillis,
+    },
 }
 
 impl Command {
@@ -79,6 +84,7 @@ impl Command {
             Command::SessionFailed { .. } => "SessionFailed",
             Command::UpsertServer { .. } => "UpsertServer",
             Command::PlacementFailed { .. } => "PlacementFailed",
+            Command::SessionsReady { .. } => "SessionsReady",
         }
     }
 }

@@ -96,6 +96,7 @@ mod tests {
                 "PlacementFailed",
                 Command::PlacementFailed { sessions: vec![("a".into(), "why".into())], now: UnixMillis(7) },
             ),
+            ("SessionsReady", Command::SessionsReady { sessions: vec![("a".into(), "b".into())], now: UnixMillis(8) }),
         ]
     }
 
@@ -109,6 +110,7 @@ mod tests {
         ("SessionFailed", "060161016201720308"),
         ("UpsertServer", "07027331016807312e322e332e34017601610107312e322e332e34fbfb2000012f056c696e757800000000fb0004fb000200000000000000000000000000e03f000000000000d03f000000000000000001026e76016d01017501017200000001016b01760104000c"),
         ("PlacementFailed", "08010161037768790e"),
+        ("SessionsReady", "09010161016210"),
     ];
 
     fn encode(command: &Command) -> String {

@@ -47,6 +47,13 @@ impl ClusterState {
             }
             Command::UpsertServer { server, now } => self.upsert_server(server, *now),
             Command::PlacementFailed { sessions, now: _ } => self.placement_failed(sessions),
+            Command::SessionsReady { sessions, now: _ } => {
+                // Each confirmation is checked on its own; a stale one is skipped, not fatal to the batch.
+                for (session_id, server_id) in sessions {
+                    self.session_ready(session_id, server_id);
+                }
+                Response::Ok
+            }
         }
     }
 
@@ -441,6 +448,19 @@ mod tests {
         assert_eq!(ok, Response::Ok);
         let a = state.session("a").unwrap();
         assert_eq!((a.state, a.substate), (SessionState::Ready, None));
+    }
+
+    #[test]
+    fn a_batch_of_confirmations_skips_the_stale_ones() {
+        let mut state = ClusterState::default();
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(0) });
+        create(&mut state, "r1", &["a", "b"], SessionType::Virtual);
+        place(&mut state, "a", "s1").unwrap();
+        place(&mut state, "b", "s1").unwrap();
+        let batch = vec![("a".into(), "s1".into()), ("b".into(), "wrong".into()), ("zzz".into(), "s1".into())];
+        assert_eq!(state.apply(&Command::SessionsReady { sessions: batch, now: UnixMillis(5) }), Response::Ok);
+        assert_eq!(state.session("a").unwrap().state, SessionState::Ready);
+        assert_eq!(state.session("b").unwrap().state, SessionState::Creating);
     }
 
     #[test]

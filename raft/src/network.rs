@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use broker_core::NodeId;
-use broker_transport::{call, ConnectionPool};
+use broker_transport::{call, ConnectionPool, FrameError};
 use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -42,7 +42,11 @@ pub struct PeerClient {
 type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, BerthNode, RaftError<NodeId, E>>;
 
 impl PeerClient {
-    /// Sends one request; a transport failure is `Unreachable` so that openraft backs off.
+    /// Sends one request. A peer that cannot be reached is `Unreachable`, so openraft backs off; a slow answer
+    /// is a plain network error, retried at once, because openraft times AppendEntries out after one
+    /// heartbeat interval and a single slow fsync must not pause replication for a whole backoff. Either way
+    /// the connection is dialled afresh: a peer that restarted never answers on its old connection, and
+    /// without heartbeats it would campaign and depose a healthy leader.
     async fn send<E: std::error::Error>(
         &self,
         request: PeerRequest,
@@ -51,7 +55,10 @@ impl PeerClient {
         let connection = self.pool.get(&self.address).await.map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         call(&connection, &request, timeout).await.map_err(|e| {
             self.pool.invalidate(&self.address);
-            RPCError::Unreachable(Unreachable::new(&e))
+            match e {
+                FrameError::Timeout(_) => RPCError::Network(NetworkError::new(&e)),
+                _ => RPCError::Unreachable(Unreachable::new(&e)),
+            }
         })
     }
 
