@@ -151,6 +151,6 @@ mod tests {
     #[test]
     fn times_are_iso_utc_with_milliseconds() {
         assert_eq!(iso_time(UnixMillis(0)), "1970-01-01T00:00:00.000Z");
-        assert_eq!(iso_time(UnixMillis(1_795_873_812_345)), "2026-11-28T12:30:12.345Z");
+        assert_eq!(iso_time(UnixMillis(1_795_873_812_345)), "2026-11-28T13:50:12.345Z");
     }
 }
