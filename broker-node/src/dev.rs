@@ -395,7 +395,7 @@ impl DevCluster {
             if Instant::now() > give_up {
                 bail!("{count} agents did not register within {timeout:?}");
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 

@@ -6,6 +6,7 @@ pub mod command;
 mod golden;
 pub mod model;
 pub mod placement;
+pub mod requirements;
 pub mod state;
 pub mod validation;
 
