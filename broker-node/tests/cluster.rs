@@ -148,3 +148,33 @@ async fn a_node_that_fell_behind_the_purge_point_catches_up_from_a_snapshot() {
         "every session is visible through the node that caught up"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirements_pin_sessions_to_the_matching_server() {
+    let h = start(3, 2, |_| {}).await;
+    let url = h.cluster.api_url(2);
+    let body = json!([
+        { "Name": "pinned", "Owner": "alice", "Requirements": "tag:dev_agent = '2' and server:Host.CpuInfo.NumberOfCpus >= 1" },
+        { "Name": "broken", "Owner": "alice", "Requirements": "tag:dev_agent = " },
+        { "Name": "nowhere", "Owner": "alice", "Requirements": "tag:dev_agent = '9'" },
+    ]);
+    let (status, answer) = h.client.post(&url, "/createSessions", &body).await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    let failure = &answer["UnsuccessfulList"][0];
+    assert_eq!(failure["CreateSessionRequestData"]["Name"], "broken", "{answer}");
+    assert!(failure["FailureReason"].as_str().unwrap().contains("position 17"), "{answer}");
+    let ids: Vec<String> =
+        answer["SuccessfulList"].as_array().unwrap().iter().map(|s| s["Id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 2, "{answer}");
+    wait_ready(&h, &h.cluster.api_url(3), &ids[0], Duration::from_secs(20)).await;
+    let (_, described) = h.client.post(&url, "/describeSessions", &json!({ "SessionIds": [ids[0]] })).await.unwrap();
+    assert_eq!(described["Sessions"][0]["Server"]["Id"], "dev-agent-2", "{described}");
+    // No server matches and the request did not ask to be queued: it ends with a reason.
+    let state = eventually("the unplaceable session to end", Duration::from_secs(20), || async {
+        let (_, d) = h.client.post(&url, "/describeSessions", &json!({ "SessionIds": [ids[1]] })).await.ok()?;
+        let session = d["Sessions"][0].clone();
+        (session["State"] == "DELETED").then_some(session)
+    })
+    .await;
+    assert!(state["StateReason"].as_str().unwrap().contains("No DCV server"), "{state}");
+}

@@ -49,9 +49,15 @@ fn choose_server<'a>(
     extra: &BTreeMap<&str, (u32, u32)>,
 ) -> Option<&'a Server> {
     let kind = session.spec.kind();
+    // Validated when the request came in; an expression that no longer parses matches no server.
+    let requirement = match session.spec.requirements.as_deref() {
+        Some(text) => Some(crate::requirements::parse(text).ok()?),
+        None => None,
+    };
     state
         .servers()
         .filter(|server| !session.failed_servers.iter().any(|failed| failed == &server.info.id))
+        .filter(|server| requirement.as_ref().is_none_or(|r| r.matches(&server.info)))
         .filter_map(|server| {
             let (console, virt) = extra.get(server.info.id.as_str()).copied().unwrap_or_default();
             let usable = server.open && server.reachable && server.has_room_with(kind, console, virt);
@@ -151,6 +157,37 @@ mod tests {
             assert_eq!(unplaceable, case.want_unplaceable, "{}", case.name);
             assert_eq!(plan.still_waiting, case.want_waiting, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn requirements_choose_among_the_servers() {
+        let mut state = ClusterState::default();
+        for (id, color) in [("s1", "red"), ("s2", "blue"), ("s3", "blue")] {
+            state.apply(&Command::UpsertServer {
+                server: Box::new(ServerInfo {
+                    id: id.into(),
+                    tags: vec![("color".into(), color.into())],
+                    ..Default::default()
+                }),
+                now: UnixMillis(0),
+            });
+        }
+        let sessions = [("a", "tag:color = 'blue'"), ("b", "tag:color = 'blue'"), ("c", "tag:color = 'green'")];
+        state.apply(&Command::CreateSessions {
+            request_id: "r".into(),
+            now: UnixMillis(0),
+            sessions: sessions
+                .iter()
+                .map(|(id, requirement)| NewSession {
+                    id: (*id).into(),
+                    spec: SessionSpec { requirements: Some((*requirement).into()), ..Default::default() },
+                })
+                .collect(),
+        });
+        let plan = plan(&state, 10);
+        let placed: Vec<_> = plan.placements.iter().map(|p| (p.session_id.as_str(), p.server_id.as_str())).collect();
+        assert_eq!(placed, [("a", "s2"), ("b", "s3")]);
+        assert_eq!(plan.unplaceable.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["c"]);
     }
 
     #[test]

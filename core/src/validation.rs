@@ -48,6 +48,8 @@ pub enum InvalidSession {
     ArgumentTooLong { index: usize, length: usize, limit: usize },
     #[error("MaxConcurrentClients must be positive, got {0}")]
     BadMaxConcurrentClients(i64),
+    #[error("Invalid Requirements: {0}")]
+    BadRequirements(crate::requirements::ParseError),
 }
 
 /// Turns a request element into a spec, or names the first problem.
@@ -75,6 +77,9 @@ pub fn validate(request: SessionRequest, limits: ArgumentLimits) -> Result<Sessi
         if length > limits.max_argument_length {
             return Err(InvalidSession::ArgumentTooLong { index, length, limit: limits.max_argument_length });
         }
+    }
+    if let Some(text) = &request.requirements {
+        crate::requirements::parse(text).map_err(InvalidSession::BadRequirements)?;
     }
     if let Some(max) = request.max_concurrent_clients {
         if max <= 0 {
@@ -164,12 +169,16 @@ mod tests {
                 SessionRequest { autorun_file_arguments: vec!["ok".into(), "x".repeat(151)], ..base() },
                 Err(InvalidSession::ArgumentTooLong { index: 1, length: 151, limit: 150 }),
             ),
+            ("requirements", SessionRequest { requirements: Some("tag:color = 'red'".into()), ..base() }, Ok(())),
             (
                 "zero clients",
                 SessionRequest { max_concurrent_clients: Some(0), ..base() },
                 Err(InvalidSession::BadMaxConcurrentClients(0)),
             ),
         ];
+        let bad = SessionRequest { requirements: Some("tag:color = ".into()), ..base() };
+        let err = validate(bad, ArgumentLimits::default()).unwrap_err().to_string();
+        assert!(err.starts_with("Invalid Requirements: position 13:"), "{err}");
         for (name, request, want) in cases {
             let got = validate(request, ArgumentLimits::default()).map(|_| ());
             assert_eq!(got, want, "{name}");
