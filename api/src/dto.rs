@@ -274,3 +274,58 @@ pub struct TokenResponse {
 pub struct ErrorBody {
     pub error: String,
 }
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OpenServerRequestData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CloseServerRequestData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+}
+
+/// `OpenServerSuccessfulResponse` and `CloseServerSuccessfulResponse` have the same shape.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ServerIdResponse {
+    pub server_id: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OpenServerUnsuccessfulResponse {
+    pub open_server_request_data: OpenServerRequestData,
+    pub failure_code: String,
+    pub failure_reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CloseServerUnsuccessfulResponse {
+    pub close_server_request_data: CloseServerRequestData,
+    pub failure_code: String,
+    pub failure_reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct OpenServersResponse {
+    pub request_id: String,
+    pub successful_list: Vec<ServerIdResponse>,
+    pub unsuccessful_list: Vec<OpenServerUnsuccessfulResponse>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CloseServersResponse {
+    pub request_id: String,
+    pub successful_list: Vec<ServerIdResponse>,
+    pub unsuccessful_list: Vec<CloseServerUnsuccessfulResponse>,
+}

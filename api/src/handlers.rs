@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use broker_core::validation::validate;
-use broker_core::{Command, NewSession, Response as Applied};
+use broker_core::{Command, NewSession, OpenChange, Response as Applied, ServerChangeError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -247,4 +247,105 @@ pub async fn health(State(state): State<ApiState>) -> Response {
 
 pub async fn not_found(request: Request) -> ApiError {
     ApiError::NotFound(format!("No such operation: {} {}", request.method(), request.uri().path()))
+}
+
+/// The failure code and reason clients know for a refused open or close.
+fn server_change_failure(error: &ServerChangeError) -> (String, String) {
+    let code = match error {
+        ServerChangeError::NotFound => "DCV_SERVER_NOT_FOUND",
+        ServerChangeError::HasSessions { .. } => "DCV_SERVER_HAS_SESSIONS",
+    };
+    (code.to_owned(), error.to_string())
+}
+
+const MISSING_SERVER_ID: (&str, &str) = ("INVALID_REQUEST", "The ServerId parameter is required");
+
+/// Applies open/close changes; returns, per change, Ok or its (code, reason). Elements without a server id never
+/// reach the cluster.
+async fn change_servers(
+    state: &ApiState,
+    changes: Vec<Option<OpenChange>>,
+) -> Result<Vec<Result<String, (String, String)>>, ApiError> {
+    let valid: Vec<OpenChange> = changes.iter().flatten().cloned().collect();
+    let mut applied = Vec::new();
+    if !valid.is_empty() {
+        match state.cluster.write(Command::SetServersOpen { changes: valid, now: now() }).await? {
+            Applied::ServersChanged { results } => applied = results,
+            other => return Err(ApiError::Internal(format!("unexpected apply result {other:?}"))),
+        }
+    }
+    let mut applied = applied.into_iter();
+    Ok(changes
+        .into_iter()
+        .map(|change| match change {
+            None => Err((MISSING_SERVER_ID.0.to_owned(), MISSING_SERVER_ID.1.to_owned())),
+            Some(change) => match applied.next() {
+                Some(Ok(())) => Ok(change.server_id),
+                Some(Err(e)) => Err(server_change_failure(&e)),
+                None => Err(("INTERNAL".to_owned(), "no result from the cluster".to_owned())),
+            },
+        })
+        .collect())
+}
+
+pub async fn open_servers(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<dto::OpenServersResponse>, ApiError> {
+    let requests: Vec<dto::OpenServerRequestData> = parse_body(&body, false)?;
+    let changes = requests
+        .iter()
+        .map(|r| {
+            r.server_id.clone().filter(|id| !id.is_empty()).map(|server_id| OpenChange {
+                server_id,
+                open: true,
+                force: false,
+            })
+        })
+        .collect();
+    let mut response = dto::OpenServersResponse { request_id: request_id(), ..Default::default() };
+    for (request, result) in requests.into_iter().zip(change_servers(&state, changes).await?) {
+        match result {
+            Ok(server_id) => response.successful_list.push(dto::ServerIdResponse { server_id }),
+            Err((failure_code, failure_reason)) => {
+                response.unsuccessful_list.push(dto::OpenServerUnsuccessfulResponse {
+                    open_server_request_data: request,
+                    failure_code,
+                    failure_reason,
+                })
+            }
+        }
+    }
+    Ok(Json(response))
+}
+
+pub async fn close_servers(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<dto::CloseServersResponse>, ApiError> {
+    let requests: Vec<dto::CloseServerRequestData> = parse_body(&body, false)?;
+    let changes = requests
+        .iter()
+        .map(|r| {
+            r.server_id.clone().filter(|id| !id.is_empty()).map(|server_id| OpenChange {
+                server_id,
+                open: false,
+                force: r.force.unwrap_or(false),
+            })
+        })
+        .collect();
+    let mut response = dto::CloseServersResponse { request_id: request_id(), ..Default::default() };
+    for (request, result) in requests.into_iter().zip(change_servers(&state, changes).await?) {
+        match result {
+            Ok(server_id) => response.successful_list.push(dto::ServerIdResponse { server_id }),
+            Err((failure_code, failure_reason)) => {
+                response.unsuccessful_list.push(dto::CloseServerUnsuccessfulResponse {
+                    close_server_request_data: request,
+                    failure_code,
+                    failure_reason,
+                })
+            }
+        }
+    }
+    Ok(Json(response))
 }

@@ -49,6 +49,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/createSessions", post(handlers::create_sessions))
         .route("/describeSessions", post(handlers::describe_sessions))
         .route("/describeServers", post(handlers::describe_servers))
+        .route("/openServers", post(handlers::open_servers))
+        .route("/closeServers", post(handlers::close_servers))
         .route("/cluster/status", get(handlers::cluster_status))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), handlers::require_bearer));
     Router::new()

@@ -69,6 +69,28 @@ pub enum Command {
         sessions: Vec<(String, String)>,
         now: UnixMillis,
     },
+    /// OpenServers / CloseServers: each change succeeds or fails on its own.
+    SetServersOpen {
+        changes: Vec<OpenChange>,
+        now: UnixMillis,
+    },
+}
+
+/// Open (or close) one server. Closing a server that holds sessions needs `force`; its sessions keep running.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenChange {
+    pub server_id: String,
+    pub open: bool,
+    pub force: bool,
+}
+
+/// Why one open or close change was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum ServerChangeError {
+    #[error("Dcv server not found.")]
+    NotFound,
+    #[error("Dcv server has {sessions} sessions; close it with Force to keep them running and accept no new ones")]
+    HasSessions { sessions: u32 },
 }
 
 impl Command {
@@ -85,6 +107,7 @@ impl Command {
             Command::UpsertServer { .. } => "UpsertServer",
             Command::PlacementFailed { .. } => "PlacementFailed",
             Command::SessionsReady { .. } => "SessionsReady",
+            Command::SetServersOpen { .. } => "SetServersOpen",
         }
     }
 }
@@ -115,5 +138,9 @@ pub enum Response {
     },
     /// SessionFailed went back to placement (true) or ended the session (false).
     Retried(bool),
+    /// One result per change of SetServersOpen, in order.
+    ServersChanged {
+        results: Vec<Result<(), ServerChangeError>>,
+    },
     Rejected(Rejection),
 }

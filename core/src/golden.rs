@@ -97,6 +97,13 @@ mod tests {
                 Command::PlacementFailed { sessions: vec![("a".into(), "why".into())], now: UnixMillis(7) },
             ),
             ("SessionsReady", Command::SessionsReady { sessions: vec![("a".into(), "b".into())], now: UnixMillis(8) }),
+            (
+                "SetServersOpen",
+                Command::SetServersOpen {
+                    changes: vec![crate::command::OpenChange { server_id: "s".into(), open: false, force: true }],
+                    now: UnixMillis(9),
+                },
+            ),
         ]
     }
 
@@ -111,6 +118,7 @@ mod tests {
         ("UpsertServer", "07027331016807312e322e332e34017601610107312e322e332e34fbfb2000012f056c696e757800000000fb0004fb000200000000000000000000000000e03f000000000000d03f000000000000000001026e76016d01017501017200000001016b01760104000c"),
         ("PlacementFailed", "08010161037768790e"),
         ("SessionsReady", "09010161016210"),
+        ("SetServersOpen", "0a010173000112"),
     ];
 
     fn encode(command: &Command) -> String {

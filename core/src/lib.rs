@@ -10,7 +10,7 @@ pub mod requirements;
 pub mod state;
 pub mod validation;
 
-pub use command::{Command, NewSession, Placement, Rejection, Response};
+pub use command::{Command, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError};
 pub use model::*;
 pub use state::ClusterState;
 

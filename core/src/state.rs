@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, NewSession, Placement, Rejection, Response};
+use crate::command::{Command, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError};
 use crate::model::{ApiClient, Server, ServerInfo, Session, SessionState, SessionType, Substate, UnixMillis};
 
 /// How many CreateSessions request ids are remembered for idempotent retries.
@@ -54,7 +54,21 @@ impl ClusterState {
                 }
                 Response::Ok
             }
+            Command::SetServersOpen { changes, now } => {
+                Response::ServersChanged { results: changes.iter().map(|c| self.set_open(c, *now)).collect() }
+            }
         }
+    }
+
+    fn set_open(&mut self, change: &OpenChange, now: UnixMillis) -> Result<(), ServerChangeError> {
+        let server = self.servers.get_mut(&change.server_id).ok_or(ServerChangeError::NotFound)?;
+        let sessions = server.session_count();
+        if !change.open && sessions > 0 && !change.force {
+            return Err(ServerChangeError::HasSessions { sessions });
+        }
+        server.open = change.open;
+        server.updated_at = now;
+        Ok(())
     }
 
     fn register_api_client(&mut self, client: &ApiClient) -> Response {
@@ -488,6 +502,33 @@ mod tests {
         assert_eq!(a.state, SessionState::Deleted);
         assert_eq!(a.state_reason.as_deref(), Some("boom"));
         assert_eq!(state.placing_queue().count(), 0);
+    }
+
+    #[test]
+    fn closing_a_busy_server_needs_force_and_reopening_restores_it() {
+        let mut state = ClusterState::default();
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(0) });
+        create(&mut state, "r1", &["a"], SessionType::Virtual);
+        place(&mut state, "a", "s1").unwrap();
+        let change = |open, force| OpenChange { server_id: "s1".into(), open, force };
+        let unknown = OpenChange { server_id: "nope".into(), open: false, force: true };
+        let apply = |state: &mut ClusterState, changes: Vec<OpenChange>| match state
+            .apply(&Command::SetServersOpen { changes, now: UnixMillis(9) })
+        {
+            Response::ServersChanged { results } => results,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            apply(&mut state, vec![change(false, false), unknown]),
+            vec![Err(ServerChangeError::HasSessions { sessions: 1 }), Err(ServerChangeError::NotFound)]
+        );
+        assert!(state.server("s1").unwrap().open);
+        assert_eq!(apply(&mut state, vec![change(false, true)]), vec![Ok(())]);
+        let closed = state.server("s1").unwrap();
+        assert_eq!(closed.unavailability(), Some(crate::model::UnavailabilityReason::ServerClosed));
+        assert_eq!(state.session("a").unwrap().server_id.as_deref(), Some("s1"), "sessions keep running");
+        assert_eq!(apply(&mut state, vec![change(true, false)]), vec![Ok(())]);
+        assert_eq!(state.server("s1").unwrap().unavailability(), None);
     }
 
     #[test]
