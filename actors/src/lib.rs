@@ -2,6 +2,7 @@
 //! agent (server), one per session being prepared, and the placement queue. Actors translate and do I/O;
 //! decisions come from broker-core. The agent gateway accepts agents and redirects them to the leader.
 
+pub mod deletion;
 pub mod gateway;
 pub mod placement;
 pub mod readiness;

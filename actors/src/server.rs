@@ -21,7 +21,8 @@ pub struct AgentLink {
 }
 
 pub enum ServerMsg {
-    CreateSession { session_id: String, spec: SessionSpec, reply: RpcReplyPort<Result<(), String>> },
+    CreateSession { session_id: String, spec: Box<SessionSpec>, reply: RpcReplyPort<Result<(), String>> },
+    DeleteSession { session_id: String, reply: RpcReplyPort<Result<(), String>> },
 }
 
 pub struct ServerActor;
@@ -100,9 +101,23 @@ impl Actor for ServerActor {
                 let connection = state.connection.clone();
                 let timeout = state.call_timeout;
                 tokio::spawn(async move {
-                    let request = BrokerRequest::CreateSession { session_id: session_id.clone(), spec };
+                    let request = BrokerRequest::CreateSession { session_id: session_id.clone(), spec: *spec };
                     let result = match broker_transport::call::<_, AgentReply>(&connection, &request, timeout).await {
                         Ok(AgentReply::Created { .. }) => Ok(()),
+                        Ok(AgentReply::Failed { reason, .. }) => Err(reason),
+                        Ok(other) => Err(format!("unexpected agent reply {other:?}")),
+                        Err(e) => Err(format!("agent unreachable: {e}")),
+                    };
+                    let _ = reply.send(result);
+                });
+            }
+            ServerMsg::DeleteSession { session_id, reply } => {
+                let connection = state.connection.clone();
+                let timeout = state.call_timeout;
+                tokio::spawn(async move {
+                    let request = BrokerRequest::DeleteSession { session_id };
+                    let result = match broker_transport::call::<_, AgentReply>(&connection, &request, timeout).await {
+                        Ok(AgentReply::Deleted { .. }) => Ok(()),
                         Ok(AgentReply::Failed { reason, .. }) => Err(reason),
                         Ok(other) => Err(format!("unexpected agent reply {other:?}")),
                         Err(e) => Err(format!("agent unreachable: {e}")),

@@ -76,7 +76,7 @@ impl Actor for SessionActor {
                 };
                 let outcome = ractor::call!(server, |reply| ServerMsg::CreateSession {
                     session_id: args.session_id.clone(),
-                    spec: args.spec.clone(),
+                    spec: Box::new(args.spec.clone()),
                     reply
                 });
                 let command = match outcome {

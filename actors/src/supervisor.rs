@@ -10,6 +10,7 @@ use broker_raft::ClusterHandle;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::task::JoinHandle;
 
+use crate::deletion::{DeletionActor, DeletionArgs, DeletionMsg};
 use crate::placement::{PlacementActor, PlacementArgs, PlacementMsg};
 use crate::readiness::{ReadinessActor, ReadinessMsg};
 use crate::server::{AgentLink, ServerActor, ServerArgs, ServerMsg};
@@ -42,11 +43,21 @@ pub struct SupervisorState {
     sessions: HashMap<String, ActorRef<crate::session::SessionMsg>>,
     placement: ActorRef<PlacementMsg>,
     readiness: ActorRef<ReadinessMsg>,
+    deletion: ActorRef<DeletionMsg>,
     kick_pending: Arc<AtomicBool>,
     applied_watch: JoinHandle<()>,
 }
 
 impl Supervisor {
+    async fn spawn_deletion(
+        myself: &ActorRef<SupervisorMsg>,
+        cluster: &ClusterHandle,
+    ) -> Result<ActorRef<DeletionMsg>, ActorProcessingErr> {
+        let args = DeletionArgs { cluster: cluster.clone(), supervisor: myself.clone() };
+        let (deletion, _) = Actor::spawn_linked(None, DeletionActor, args, myself.get_cell()).await?;
+        Ok(deletion)
+    }
+
     async fn spawn_placement(
         myself: &ActorRef<SupervisorMsg>,
         cluster: &ClusterHandle,
@@ -84,6 +95,7 @@ impl Actor for Supervisor {
         let kick_pending = Arc::new(AtomicBool::new(false));
         let placement = Self::spawn_placement(&myself, &args.cluster, &args.config, &kick_pending).await?;
         let (readiness, _) = Actor::spawn_linked(None, ReadinessActor, args.cluster.clone(), myself.get_cell()).await?;
+        let deletion = Self::spawn_deletion(&myself, &args.cluster).await?;
 
         if args.cluster.read(|s| s.signing_key().is_none()) {
             if let Some(key) = args.signing_key {
@@ -133,6 +145,7 @@ impl Actor for Supervisor {
             sessions: HashMap::new(),
             placement,
             readiness,
+            deletion,
             kick_pending,
             applied_watch,
         })
@@ -157,6 +170,8 @@ impl Actor for Supervisor {
                 };
                 let (server, _) = Actor::spawn_linked(None, ServerActor, args, myself.get_cell()).await?;
                 state.servers.insert(server_id, server);
+                // Work that waited for this agent (deletions) can go ahead now.
+                kick(&myself, &state.kick_pending);
             }
             SupervisorMsg::SessionPlaced { session_id, server_id, spec } => {
                 if state.sessions.contains_key(&session_id) {
@@ -177,6 +192,7 @@ impl Actor for Supervisor {
             SupervisorMsg::Kick => {
                 // Let the placement actor clear the flag when it starts its round.
                 state.placement.cast(PlacementMsg::Run)?;
+                state.deletion.cast(DeletionMsg::Run)?;
             }
             SupervisorMsg::FindServer { server_id, reply } => {
                 let _ = reply.send(state.servers.get(&server_id).cloned());
@@ -202,6 +218,9 @@ impl Actor for Supervisor {
             state.placement =
                 Self::spawn_placement(&myself, &state.cluster, &state.config, &state.kick_pending).await?;
             kick(&myself, &state.kick_pending);
+        } else if id == state.deletion.get_id() {
+            tracing::warn!(reason = %why, "deletion actor stopped; respawning it");
+            state.deletion = Self::spawn_deletion(&myself, &state.cluster).await?;
         } else if id == state.readiness.get_id() {
             tracing::warn!(reason = %why, "readiness actor stopped; respawning it");
             let (readiness, _) =

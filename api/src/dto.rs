@@ -329,3 +329,36 @@ pub struct CloseServersResponse {
     pub successful_list: Vec<ServerIdResponse>,
     pub unsuccessful_list: Vec<CloseServerUnsuccessfulResponse>,
 }
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteSessionRequestData {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub force: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteSessionSuccessfulResponse {
+    pub session_id: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteSessionUnsuccessfulResponse {
+    pub session_id: String,
+    pub failure_reason: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeleteSessionsResponse {
+    pub request_id: String,
+    pub successful_list: Vec<DeleteSessionSuccessfulResponse>,
+    pub unsuccessful_list: Vec<DeleteSessionUnsuccessfulResponse>,
+}

@@ -7,7 +7,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use broker_core::validation::validate;
-use broker_core::{Command, NewSession, OpenChange, Response as Applied, ServerChangeError};
+use broker_core::{Command, Deletion, NewSession, OpenChange, Response as Applied, ServerChangeError};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
@@ -345,6 +345,47 @@ pub async fn close_servers(
                     failure_reason,
                 })
             }
+        }
+    }
+    Ok(Json(response))
+}
+
+pub async fn delete_sessions(
+    State(state): State<ApiState>,
+    body: Bytes,
+) -> Result<Json<dto::DeleteSessionsResponse>, ApiError> {
+    let requests: Vec<dto::DeleteSessionRequestData> = parse_body(&body, false)?;
+    let mut response = dto::DeleteSessionsResponse { request_id: request_id(), ..Default::default() };
+    let mut deletions = Vec::new();
+    for request in requests {
+        match request.session_id.filter(|id| !id.is_empty()) {
+            Some(session_id) => deletions.push(Deletion {
+                session_id,
+                owner: request.owner.filter(|owner| !owner.is_empty()),
+                force: request.force.unwrap_or(false),
+            }),
+            None => response.unsuccessful_list.push(dto::DeleteSessionUnsuccessfulResponse {
+                session_id: String::new(),
+                failure_reason: "The SessionId parameter is required".into(),
+            }),
+        }
+    }
+    if deletions.is_empty() {
+        return Ok(Json(response));
+    }
+    let ids: Vec<String> = deletions.iter().map(|d| d.session_id.clone()).collect();
+    let results = match state.cluster.write(Command::DeleteSessions { deletions, now: now() }).await? {
+        Applied::SessionsDeleting { results } => results,
+        other => return Err(ApiError::Internal(format!("unexpected apply result {other:?}"))),
+    };
+    for (session_id, result) in ids.into_iter().zip(results) {
+        match result {
+            Ok(after) => response
+                .successful_list
+                .push(dto::DeleteSessionSuccessfulResponse { session_id, state: after.as_api_str().to_owned() }),
+            Err(e) => response
+                .unsuccessful_list
+                .push(dto::DeleteSessionUnsuccessfulResponse { session_id, failure_reason: e.to_string() }),
         }
     }
     Ok(Json(response))

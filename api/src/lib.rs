@@ -48,6 +48,7 @@ pub fn router(state: ApiState) -> Router {
     let authenticated = Router::new()
         .route("/createSessions", post(handlers::create_sessions))
         .route("/describeSessions", post(handlers::describe_sessions))
+        .route("/deleteSessions", post(handlers::delete_sessions))
         .route("/describeServers", post(handlers::describe_servers))
         .route("/openServers", post(handlers::open_servers))
         .route("/closeServers", post(handlers::close_servers))

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ApiClient, ServerInfo, Session, SessionSpec, UnixMillis};
+use crate::model::{ApiClient, ServerInfo, Session, SessionSpec, SessionState, UnixMillis};
 
 /// One session to create, with the id the proposer chose.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -74,6 +74,32 @@ pub enum Command {
         changes: Vec<OpenChange>,
         now: UnixMillis,
     },
+    /// DeleteSessions: each deletion succeeds or fails on its own.
+    DeleteSessions {
+        deletions: Vec<Deletion>,
+        now: UnixMillis,
+    },
+    /// Agents confirmed these deletions: (session id, server id). Frees their capacity.
+    SessionsDeleted {
+        sessions: Vec<(String, String)>,
+        now: UnixMillis,
+    },
+}
+
+/// Delete one session. `owner`, when given, must match. `force` ends it in the broker at once, even when its
+/// agent cannot be reached; if it is in fact still alive, the broker learns of it again from the agent.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    pub session_id: String,
+    pub owner: Option<String>,
+    pub force: bool,
+}
+
+/// Why one deletion was refused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum DeleteError {
+    #[error("The requested dcvSession does not exist")]
+    NotFound,
 }
 
 /// Open (or close) one server. Closing a server that holds sessions needs `force`; its sessions keep running.
@@ -108,6 +134,8 @@ impl Command {
             Command::PlacementFailed { .. } => "PlacementFailed",
             Command::SessionsReady { .. } => "SessionsReady",
             Command::SetServersOpen { .. } => "SetServersOpen",
+            Command::DeleteSessions { .. } => "DeleteSessions",
+            Command::SessionsDeleted { .. } => "SessionsDeleted",
         }
     }
 }
@@ -141,6 +169,10 @@ pub enum Response {
     /// One result per change of SetServersOpen, in order.
     ServersChanged {
         results: Vec<Result<(), ServerChangeError>>,
+    },
+    /// One result per deletion of DeleteSessions, in order: the session's state after it.
+    SessionsDeleting {
+        results: Vec<Result<SessionState, DeleteError>>,
     },
     Rejected(Rejection),
 }

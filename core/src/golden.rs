@@ -104,6 +104,21 @@ mod tests {
                     now: UnixMillis(9),
                 },
             ),
+            (
+                "DeleteSessions",
+                Command::DeleteSessions {
+                    deletions: vec![crate::command::Deletion {
+                        session_id: "a".into(),
+                        owner: Some("o".into()),
+                        force: false,
+                    }],
+                    now: UnixMillis(10),
+                },
+            ),
+            (
+                "SessionsDeleted",
+                Command::SessionsDeleted { sessions: vec![("a".into(), "b".into())], now: UnixMillis(11) },
+            ),
         ]
     }
 
@@ -119,6 +134,8 @@ mod tests {
         ("PlacementFailed", "08010161037768790e"),
         ("SessionsReady", "09010161016210"),
         ("SetServersOpen", "0a010173000112"),
+        ("DeleteSessions", "0b01016101016f0014"),
+        ("SessionsDeleted", "0c010161016216"),
     ];
 
     fn encode(command: &Command) -> String {

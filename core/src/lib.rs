@@ -10,7 +10,9 @@ pub mod requirements;
 pub mod state;
 pub mod validation;
 
-pub use command::{Command, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError};
+pub use command::{
+    Command, DeleteError, Deletion, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError,
+};
 pub use model::*;
 pub use state::ClusterState;
 

@@ -1,11 +1,13 @@
 //! `ClusterState`: the whole replicated state in memory, and `apply`, the deterministic transition function
 //! every node runs on every committed command.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Command, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError};
+use crate::command::{
+    Command, DeleteError, Deletion, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError,
+};
 use crate::model::{ApiClient, Server, ServerInfo, Session, SessionState, SessionType, Substate, UnixMillis};
 
 /// How many CreateSessions request ids are remembered for idempotent retries.
@@ -25,6 +27,8 @@ pub struct ClusterState {
     /// Recently applied CreateSessions request ids and the session ids they created.
     recent_requests: BTreeMap<String, Vec<String>>,
     recent_request_order: VecDeque<String>,
+    /// Sessions waiting for their agent to confirm a deletion.
+    deleting: BTreeSet<String>,
 }
 
 impl ClusterState {
@@ -56,6 +60,59 @@ impl ClusterState {
             }
             Command::SetServersOpen { changes, now } => {
                 Response::ServersChanged { results: changes.iter().map(|c| self.set_open(c, *now)).collect() }
+            }
+            Command::DeleteSessions { deletions, now: _ } => {
+                Response::SessionsDeleting { results: deletions.iter().map(|d| self.delete_session(d)).collect() }
+            }
+            Command::SessionsDeleted { sessions, now: _ } => {
+                for (session_id, server_id) in sessions {
+                    let confirmed = self.sessions.get(session_id).is_some_and(|s| {
+                        s.state == SessionState::Deleting && s.server_id.as_deref() == Some(server_id.as_str())
+                    });
+                    if confirmed {
+                        self.end_session(session_id, None);
+                    }
+                }
+                Response::Ok
+            }
+        }
+    }
+
+    fn delete_session(&mut self, deletion: &Deletion) -> Result<SessionState, DeleteError> {
+        let session = self.sessions.get(&deletion.session_id).ok_or(DeleteError::NotFound)?;
+        if session.state == SessionState::Deleted {
+            return Err(DeleteError::NotFound);
+        }
+        if deletion.owner.as_deref().is_some_and(|owner| owner != session.spec.owner) {
+            return Err(DeleteError::NotFound);
+        }
+        if session.server_id.is_none() || deletion.force {
+            // Nothing runs yet, or the caller forces it: the session ends in the broker now.
+            self.end_session(&deletion.session_id, None);
+            return Ok(SessionState::Deleted);
+        }
+        let session = self.sessions.get_mut(&deletion.session_id).expect("checked above");
+        session.state = SessionState::Deleting;
+        session.substate = None;
+        self.deleting.insert(deletion.session_id.clone());
+        Ok(SessionState::Deleting)
+    }
+
+    /// Marks a session DELETED, frees its server's capacity and takes it out of every work index.
+    fn end_session(&mut self, session_id: &str, reason: Option<String>) {
+        self.dequeue_from_placement(session_id);
+        self.deleting.remove(session_id);
+        let Some(session) = self.sessions.get_mut(session_id) else { return };
+        let kind = session.spec.kind();
+        let held = session.holds_capacity();
+        session.state = SessionState::Deleted;
+        session.substate = None;
+        if reason.is_some() {
+            session.state_reason = reason;
+        }
+        if let (true, Some(server_id)) = (held, session.server_id.clone()) {
+            if let Some(server) = self.servers.get_mut(&server_id) {
+                release(server, kind);
             }
         }
     }
@@ -328,6 +385,11 @@ impl ClusterState {
         self.placing.values().filter_map(|id| self.sessions.get(id))
     }
 
+    /// Sessions waiting for their agent to confirm a deletion.
+    pub fn deleting(&self) -> impl Iterator<Item = &Session> {
+        self.deleting.iter().filter_map(|id| self.sessions.get(id))
+    }
+
     /// Sessions bound to a server whose agent has not confirmed them yet.
     pub fn pending_preparation(&self) -> impl Iterator<Item = &Session> {
         self.sessions
@@ -529,6 +591,36 @@ mod tests {
         assert_eq!(state.session("a").unwrap().server_id.as_deref(), Some("s1"), "sessions keep running");
         assert_eq!(apply(&mut state, vec![change(true, false)]), vec![Ok(())]);
         assert_eq!(state.server("s1").unwrap().unavailability(), None);
+    }
+
+    #[test]
+    fn deletion_ends_unplaced_sessions_at_once_and_placed_ones_on_confirmation() {
+        let mut state = ClusterState::default();
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", Some(2))), now: UnixMillis(0) });
+        create(&mut state, "r1", &["placed", "waiting", "forced"], SessionType::Virtual);
+        place(&mut state, "placed", "s1").unwrap();
+        place(&mut state, "forced", "s1").unwrap();
+        let delete = |state: &mut ClusterState, id: &str, owner: Option<&str>, force: bool| {
+            let deletion = Deletion { session_id: id.into(), owner: owner.map(Into::into), force };
+            match state.apply(&Command::DeleteSessions { deletions: vec![deletion], now: UnixMillis(5) }) {
+                Response::SessionsDeleting { mut results } => results.remove(0),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(delete(&mut state, "nope", None, false), Err(DeleteError::NotFound));
+        assert_eq!(delete(&mut state, "placed", Some("bob"), false), Err(DeleteError::NotFound), "wrong owner");
+        assert_eq!(delete(&mut state, "waiting", None, false), Ok(SessionState::Deleted));
+        assert_eq!(state.placing_queue().count(), 0);
+        assert_eq!(delete(&mut state, "placed", Some("alice"), false), Ok(SessionState::Deleting));
+        assert_eq!(state.deleting().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["placed"]);
+        assert_eq!(state.server("s1").unwrap().virtual_session_count, 2, "capacity held until the agent confirms");
+        assert_eq!(delete(&mut state, "forced", None, true), Ok(SessionState::Deleted));
+        assert_eq!(state.server("s1").unwrap().virtual_session_count, 1);
+        state.apply(&Command::SessionsDeleted { sessions: vec![("placed".into(), "s1".into())], now: UnixMillis(6) });
+        assert_eq!(state.session("placed").unwrap().state, SessionState::Deleted);
+        assert_eq!(state.server("s1").unwrap().virtual_session_count, 0);
+        assert_eq!(state.deleting().count(), 0);
+        assert_eq!(delete(&mut state, "placed", None, false), Err(DeleteError::NotFound), "already deleted");
     }
 
     #[test]
