@@ -29,6 +29,8 @@ pub struct ActorConfig {
     pub agent_call_timeout: Duration,
     /// Sessions planned per placement round (one Raft entry).
     pub placement_batch: usize,
+    /// When agents are declared unreachable, and removed.
+    pub liveness: broker_core::liveness::LivenessRules,
 }
 
 impl Default for ActorConfig {
@@ -39,6 +41,7 @@ impl Default for ActorConfig {
             agent_wait: Duration::from_secs(30),
             agent_call_timeout: Duration::from_secs(60),
             placement_batch: 1024,
+            liveness: broker_core::liveness::LivenessRules { grace_ms: 5_000, remove_after_ms: 1_800_000 },
         }
     }
 }

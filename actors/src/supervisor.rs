@@ -1,11 +1,11 @@
 //! The leader's supervisor: started when this node becomes leader, stopped when it stops being leader. It
 //! spawns and respawns its children and keeps the registry of server and session actors.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use broker_core::{Command, SessionSpec};
+use broker_core::{liveness, Command, SessionSpec};
 use broker_raft::ClusterHandle;
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::task::JoinHandle;
@@ -26,6 +26,8 @@ pub enum SupervisorMsg {
     Kick,
     /// A session actor asks for the actor of its server.
     FindServer { server_id: String, reply: RpcReplyPort<Option<ActorRef<ServerMsg>>> },
+    /// Review agent liveness (every second).
+    Tick,
 }
 
 pub struct Supervisor;
@@ -46,6 +48,8 @@ pub struct SupervisorState {
     deletion: ActorRef<DeletionMsg>,
     kick_pending: Arc<AtomicBool>,
     applied_watch: JoinHandle<()>,
+    leader_since: broker_core::UnixMillis,
+    ticker: JoinHandle<()>,
 }
 
 impl Supervisor {
@@ -137,6 +141,17 @@ impl Actor for Supervisor {
             myself.cast(SupervisorMsg::SessionPlaced { session_id, server_id, spec: Box::new(spec) })?;
         }
         kick(&myself, &kick_pending);
+        let tick_target = myself.clone();
+        let ticker = tokio::spawn(async move {
+            let mut interval = tokio::time::interval(std::time::Duration::from_secs(1));
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                interval.tick().await;
+                if tick_target.cast(SupervisorMsg::Tick).is_err() {
+                    return;
+                }
+            }
+        });
         tracing::info!("leader actors started");
         Ok(SupervisorState {
             cluster: args.cluster,
@@ -148,6 +163,8 @@ impl Actor for Supervisor {
             deletion,
             kick_pending,
             applied_watch,
+            leader_since: crate::now(),
+            ticker,
         })
     }
 
@@ -197,6 +214,32 @@ impl Actor for Supervisor {
             SupervisorMsg::FindServer { server_id, reply } => {
                 let _ = reply.send(state.servers.get(&server_id).cloned());
             }
+            SupervisorMsg::Tick => {
+                let connected: BTreeSet<String> = state.servers.keys().cloned().collect();
+                let now = crate::now();
+                let rules = state.config.liveness;
+                let review = state.cluster.read(|s| liveness::review(s, &connected, state.leader_since, now, rules));
+                let mut commands = Vec::new();
+                if !review.unreachable.is_empty() {
+                    tracing::warn!(servers = ?review.unreachable, "agents unreachable");
+                    let changes = review.unreachable.into_iter().map(|id| (id, false)).collect();
+                    commands.push(Command::SetServersReachable { changes, now });
+                }
+                if !review.remove.is_empty() {
+                    tracing::warn!(servers = ?review.remove, "removing servers whose agents stayed unreachable");
+                    commands.push(Command::RemoveServers { server_ids: review.remove, now });
+                }
+                // Written beside the actor: a write may wait for a quorum, and the mailbox must keep moving.
+                let cluster = state.cluster.clone();
+                for command in commands {
+                    let cluster = cluster.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = cluster.write(command).await {
+                            tracing::warn!(error = %e, "liveness change not replicated; the next tick tries again");
+                        }
+                    });
+                }
+            }
         }
         Ok(())
     }
@@ -239,6 +282,7 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         state.applied_watch.abort();
+        state.ticker.abort();
         myself.stop_children(Some("this node is no longer the leader".into()));
         tracing::info!("leader actors stopped");
         Ok(())

@@ -30,6 +30,9 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     #[serde(default = "default_retries")]
     pub create_sessions_number_of_retries_on_failure: u32,
+    /// A server whose agent stays unreachable this long is removed, with its sessions.
+    #[serde(default = "default_unreachable_removal")]
+    pub seconds_before_deleting_unreachable_dcv_server: u64,
     /// Lifetime of the access tokens `/oauth2/token` issues.
     #[serde(default = "default_token_validity")]
     pub access_token_validity_seconds: u64,
@@ -92,6 +95,9 @@ fn default_peer_port() -> u16 {
 }
 fn default_retries() -> u32 {
     2
+}
+fn default_unreachable_removal() -> u64 {
+    1800
 }
 fn default_token_validity() -> u64 {
     3600

@@ -26,6 +26,7 @@ pub struct DevOptions {
     pub bin_dir: PathBuf,
     pub raft: RaftSettings,
     pub access_token_validity_seconds: u64,
+    pub seconds_before_deleting_unreachable_dcv_server: u64,
     /// Children get SIGKILL when the process that started them dies (for `berth dev` itself).
     pub die_with_parent: bool,
 }
@@ -40,6 +41,7 @@ impl DevOptions {
             bin_dir: bin_dir.into(),
             raft: RaftSettings::default(),
             access_token_validity_seconds: 3600,
+            seconds_before_deleting_unreachable_dcv_server: 1800,
             die_with_parent: false,
         }
     }
@@ -219,6 +221,7 @@ impl DevCluster {
             key_file: Some(files.key_file),
             create_sessions_number_of_retries_on_failure: 2,
             access_token_validity_seconds: self.options.access_token_validity_seconds,
+            seconds_before_deleting_unreachable_dcv_server: self.options.seconds_before_deleting_unreachable_dcv_server,
             raft: self.options.raft.clone(),
             members: self.layout.members.clone(),
         };

@@ -137,6 +137,10 @@ pub async fn run_node(
 
     let actor_config = ActorConfig {
         max_creation_attempts: config.create_sessions_number_of_retries_on_failure + 1,
+        liveness: broker_core::liveness::LivenessRules {
+            grace_ms: 5_000,
+            remove_after_ms: config.seconds_before_deleting_unreachable_dcv_server as i64 * 1000,
+        },
         ..ActorConfig::default()
     };
     let slot = LeaderSlot::default();

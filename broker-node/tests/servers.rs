@@ -81,3 +81,52 @@ async fn closed_servers_take_no_sessions_until_opened_again() {
     let after = create_session(&h, &url1, "after").await;
     wait_ready(&h, &url2, &after, Duration::from_secs(20)).await;
 }
+
+fn signal_agent(h: &Harness, index: usize, signal: nix::sys::signal::Signal) {
+    let pid = h.cluster.agent_pid(index).expect("agent running");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).expect("signal the agent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_agent_is_unreachable_then_back_or_removed() {
+    let mut h = start(3, 2, |options| options.seconds_before_deleting_unreachable_dcv_server = 8).await;
+    let (url1, url2) = (h.cluster.api_url(1), h.cluster.api_url(2));
+    let a = create_session(&h, &url1, "a").await;
+    let b = create_session(&h, &url1, "b").await;
+    for id in [&a, &b] {
+        wait_ready(&h, &url2, id, Duration::from_secs(20)).await;
+    }
+    let (_, described) = h.client.post(&url1, "/describeSessions", &json!({ "SessionIds": [a] })).await.unwrap();
+    let server_a = described["Sessions"][0]["Server"]["Id"].as_str().unwrap().to_owned();
+    let index_a: usize = server_a.trim_start_matches("dev-agent-").parse::<usize>().unwrap() - 1;
+    let index_b = 1 - index_a;
+    let server_b = format!("dev-agent-{}", index_b + 1);
+
+    // A frozen agent: its server is UNREACHABLE_AGENT and its ready session UNKNOWN ...
+    signal_agent(&h, index_a, nix::sys::signal::Signal::SIGSTOP);
+    eventually("the frozen agent's server to be unreachable", Duration::from_secs(20), || async {
+        let s = server(&h, &url2, &server_a).await;
+        (s["UnavailabilityReason"] == "UNREACHABLE_AGENT").then_some(())
+    })
+    .await;
+    assert_eq!(session_state(&h, &url2, &a).await.as_deref(), Some("UNKNOWN"));
+    // ... until it wakes up, finds the leader again, and its session is READY again.
+    signal_agent(&h, index_a, nix::sys::signal::Signal::SIGCONT);
+    eventually("the woken agent's server to be available", Duration::from_secs(20), || async {
+        let s = server(&h, &url1, &server_a).await;
+        (s["Availability"] == "AVAILABLE").then_some(())
+    })
+    .await;
+    assert_eq!(session_state(&h, &url1, &a).await.as_deref(), Some("READY"));
+
+    // A dead agent: unreachable, then removed with its sessions after the configured delay.
+    h.cluster.kill_agent(index_b);
+    eventually("the dead agent's server to be removed", Duration::from_secs(40), || async {
+        let (_, body) = h.client.post(&url2, "/describeServers", &json!({ "ServerIds": [server_b] })).await.ok()?;
+        body["Servers"].as_array()?.is_empty().then_some(())
+    })
+    .await;
+    let (_, described) = h.client.post(&url2, "/describeSessions", &json!({ "SessionIds": [b] })).await.unwrap();
+    assert_eq!(described["Sessions"][0]["State"], "DELETED", "{described}");
+    assert!(described["Sessions"][0]["StateReason"].as_str().unwrap().contains("unreachable"), "{described}");
+}

@@ -84,6 +84,16 @@ pub enum Command {
         sessions: Vec<(String, String)>,
         now: UnixMillis,
     },
+    /// The leader lost (false) or regained (true) these agents: (server id, reachable).
+    SetServersReachable {
+        changes: Vec<(String, bool)>,
+        now: UnixMillis,
+    },
+    /// Servers whose agents stayed unreachable too long leave the cluster, with their sessions.
+    RemoveServers {
+        server_ids: Vec<String>,
+        now: UnixMillis,
+    },
 }
 
 /// Delete one session. `owner`, when given, must match. `force` ends it in the broker at once, even when its
@@ -136,6 +146,8 @@ impl Command {
             Command::SetServersOpen { .. } => "SetServersOpen",
             Command::DeleteSessions { .. } => "DeleteSessions",
             Command::SessionsDeleted { .. } => "SessionsDeleted",
+            Command::SetServersReachable { .. } => "SetServersReachable",
+            Command::RemoveServers { .. } => "RemoveServers",
         }
     }
 }

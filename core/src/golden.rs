@@ -119,6 +119,11 @@ mod tests {
                 "SessionsDeleted",
                 Command::SessionsDeleted { sessions: vec![("a".into(), "b".into())], now: UnixMillis(11) },
             ),
+            (
+                "SetServersReachable",
+                Command::SetServersReachable { changes: vec![("s".into(), false)], now: UnixMillis(12) },
+            ),
+            ("RemoveServers", Command::RemoveServers { server_ids: vec!["s".into()], now: UnixMillis(13) }),
         ]
     }
 
@@ -136,6 +141,8 @@ mod tests {
         ("SetServersOpen", "0a010173000112"),
         ("DeleteSessions", "0b01016101016f0014"),
         ("SessionsDeleted", "0c010161016216"),
+        ("SetServersReachable", "0d0101730018"),
+        ("RemoveServers", "0e0101731a"),
     ];
 
     fn encode(command: &Command) -> String {

@@ -4,6 +4,7 @@
 pub mod agent_proto;
 pub mod command;
 mod golden;
+pub mod liveness;
 pub mod model;
 pub mod placement;
 pub mod requirements;

@@ -10,6 +10,9 @@ use crate::command::{
 };
 use crate::model::{ApiClient, Server, ServerInfo, Session, SessionState, SessionType, Substate, UnixMillis};
 
+pub const UNREACHABLE_REASON: &str = "The broker cannot reach the session's agent";
+pub const REMOVED_REASON: &str = "The server was removed after its agent stayed unreachable";
+
 /// How many CreateSessions request ids are remembered for idempotent retries.
 pub const REQUEST_ID_MEMORY: usize = 10_000;
 
@@ -64,6 +67,18 @@ impl ClusterState {
             Command::DeleteSessions { deletions, now: _ } => {
                 Response::SessionsDeleting { results: deletions.iter().map(|d| self.delete_session(d)).collect() }
             }
+            Command::SetServersReachable { changes, now } => {
+                for (server_id, reachable) in changes {
+                    self.set_reachable(server_id, *reachable, *now);
+                }
+                Response::Ok
+            }
+            Command::RemoveServers { server_ids, now: _ } => {
+                for server_id in server_ids {
+                    self.remove_server(server_id);
+                }
+                Response::Ok
+            }
             Command::SessionsDeleted { sessions, now: _ } => {
                 for (session_id, server_id) in sessions {
                     let confirmed = self.sessions.get(session_id).is_some_and(|s| {
@@ -75,6 +90,42 @@ impl ClusterState {
                 }
                 Response::Ok
             }
+        }
+    }
+
+    /// An agent lost or found again. Its ready sessions are UNKNOWN while the broker cannot reach it.
+    fn set_reachable(&mut self, server_id: &str, reachable: bool, now: UnixMillis) {
+        let Some(server) = self.servers.get_mut(server_id) else { return };
+        if server.reachable == reachable {
+            return;
+        }
+        server.reachable = reachable;
+        server.updated_at = now;
+        let (from, to, reason) = if reachable {
+            (SessionState::Unknown, SessionState::Ready, None)
+        } else {
+            (SessionState::Ready, SessionState::Unknown, Some(UNREACHABLE_REASON.to_owned()))
+        };
+        for session in self.sessions.values_mut() {
+            if session.server_id.as_deref() == Some(server_id) && session.state == from {
+                session.state = to;
+                session.state_reason = reason.clone();
+            }
+        }
+    }
+
+    fn remove_server(&mut self, server_id: &str) {
+        if self.servers.remove(server_id).is_none() {
+            return;
+        }
+        let ended: Vec<String> = self
+            .sessions
+            .values()
+            .filter(|s| s.server_id.as_deref() == Some(server_id) && s.state != SessionState::Deleted)
+            .map(|s| s.id.clone())
+            .collect();
+        for session_id in ended {
+            self.end_session(&session_id, Some(REMOVED_REASON.to_owned()));
         }
     }
 
@@ -301,8 +352,8 @@ impl ClusterState {
         match self.servers.get_mut(&info.id) {
             Some(server) => {
                 server.info = info.clone();
-                server.reachable = true;
                 server.updated_at = now;
+                self.set_reachable(&info.id, true, now);
             }
             None => {
                 self.servers.insert(
@@ -621,6 +672,33 @@ mod tests {
         assert_eq!(state.server("s1").unwrap().virtual_session_count, 0);
         assert_eq!(state.deleting().count(), 0);
         assert_eq!(delete(&mut state, "placed", None, false), Err(DeleteError::NotFound), "already deleted");
+    }
+
+    #[test]
+    fn an_unreachable_agent_makes_its_sessions_unknown_until_it_returns_or_is_removed() {
+        let mut state = ClusterState::default();
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(0) });
+        create(&mut state, "r1", &["a", "b"], SessionType::Virtual);
+        place(&mut state, "a", "s1").unwrap();
+        place(&mut state, "b", "s1").unwrap();
+        state.apply(&Command::SessionReady { session_id: "a".into(), server_id: "s1".into(), now: UnixMillis(1) });
+        state.apply(&Command::SetServersReachable { changes: vec![("s1".into(), false)], now: UnixMillis(2) });
+        let s1 = state.server("s1").unwrap();
+        assert_eq!(s1.unavailability(), Some(crate::model::UnavailabilityReason::UnreachableAgent));
+        assert_eq!(state.session("a").unwrap().state, SessionState::Unknown);
+        assert_eq!(state.session("b").unwrap().state, SessionState::Creating, "not yet ready: left to retry");
+        // The agent registers again: its sessions are ready again.
+        state.apply(&Command::UpsertServer { server: Box::new(server("s1", None)), now: UnixMillis(3) });
+        assert_eq!(state.session("a").unwrap().state, SessionState::Ready);
+        assert_eq!(state.session("a").unwrap().state_reason, None);
+        state.apply(&Command::SetServersReachable { changes: vec![("s1".into(), false)], now: UnixMillis(4) });
+        state.apply(&Command::RemoveServers { server_ids: vec!["s1".into()], now: UnixMillis(5) });
+        assert!(state.server("s1").is_none());
+        for id in ["a", "b"] {
+            let session = state.session(id).unwrap();
+            assert_eq!(session.state, SessionState::Deleted, "{id}");
+            assert_eq!(session.state_reason.as_deref(), Some(REMOVED_REASON));
+        }
     }
 
     #[test]
