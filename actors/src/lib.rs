@@ -31,6 +31,8 @@ pub struct ActorConfig {
     pub placement_batch: usize,
     /// When agents are declared unreachable, and removed.
     pub liveness: broker_core::liveness::LivenessRules,
+    /// Bounds of the queue of requests that asked to wait for a server.
+    pub queue: broker_core::placement::QueueLimits,
 }
 
 impl Default for ActorConfig {
@@ -42,6 +44,7 @@ impl Default for ActorConfig {
             agent_call_timeout: Duration::from_secs(60),
             placement_batch: 1024,
             liveness: broker_core::liveness::LivenessRules { grace_ms: 5_000, remove_after_ms: 1_800_000 },
+            queue: broker_core::placement::QueueLimits::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub struct PlacementArgs {
     pub supervisor: ActorRef<SupervisorMsg>,
     pub kick_pending: Arc<AtomicBool>,
     pub batch: usize,
+    pub queue: broker_core::placement::QueueLimits,
 }
 
 impl Actor for PlacementActor {
@@ -55,7 +56,7 @@ impl Actor for PlacementActor {
 
 async fn run_rounds(state: &PlacementArgs) {
     loop {
-        let round = state.cluster.read(|s| plan(s, state.batch));
+        let round = state.cluster.read(|s| plan(s, state.batch, crate::now(), state.queue));
         if round.placements.is_empty() && round.unplaceable.is_empty() {
             return;
         }

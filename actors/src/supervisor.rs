@@ -73,6 +73,7 @@ impl Supervisor {
             supervisor: myself.clone(),
             kick_pending: kick_pending.clone(),
             batch: config.placement_batch,
+            queue: config.queue,
         };
         let (placement, _) = Actor::spawn_linked(None, PlacementActor, args, myself.get_cell()).await?;
         Ok(placement)
@@ -215,6 +216,8 @@ impl Actor for Supervisor {
                 let _ = reply.send(state.servers.get(&server_id).cloned());
             }
             SupervisorMsg::Tick => {
+                // Queued requests time out even when nothing else happens.
+                kick(&myself, &state.kick_pending);
                 let connected: BTreeSet<String> = state.servers.keys().cloned().collect();
                 let now = crate::now();
                 let rules = state.config.liveness;

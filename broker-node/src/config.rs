@@ -30,6 +30,12 @@ pub struct NodeConfig {
     pub key_file: Option<PathBuf>,
     #[serde(default = "default_retries")]
     pub create_sessions_number_of_retries_on_failure: u32,
+    /// Requests that asked to wait (EnqueueRequest) beyond this many are refused.
+    #[serde(default = "default_queue_size")]
+    pub create_sessions_queue_max_size: usize,
+    /// A queued request fails after waiting this long.
+    #[serde(default = "default_queue_time")]
+    pub create_sessions_queue_max_time_seconds: u64,
     /// A server whose agent stays unreachable this long is removed, with its sessions.
     #[serde(default = "default_unreachable_removal")]
     pub seconds_before_deleting_unreachable_dcv_server: u64,
@@ -95,6 +101,12 @@ fn default_peer_port() -> u16 {
 }
 fn default_retries() -> u32 {
     2
+}
+fn default_queue_size() -> usize {
+    1000
+}
+fn default_queue_time() -> u64 {
+    1800
 }
 fn default_unreachable_removal() -> u64 {
     1800

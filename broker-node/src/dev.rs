@@ -27,6 +27,8 @@ pub struct DevOptions {
     pub raft: RaftSettings,
     pub access_token_validity_seconds: u64,
     pub seconds_before_deleting_unreachable_dcv_server: u64,
+    pub create_sessions_queue_max_size: usize,
+    pub create_sessions_queue_max_time_seconds: u64,
     /// Children get SIGKILL when the process that started them dies (for `berth dev` itself).
     pub die_with_parent: bool,
 }
@@ -42,6 +44,8 @@ impl DevOptions {
             raft: RaftSettings::default(),
             access_token_validity_seconds: 3600,
             seconds_before_deleting_unreachable_dcv_server: 1800,
+            create_sessions_queue_max_size: 1000,
+            create_sessions_queue_max_time_seconds: 1800,
             die_with_parent: false,
         }
     }
@@ -222,6 +226,8 @@ impl DevCluster {
             create_sessions_number_of_retries_on_failure: 2,
             access_token_validity_seconds: self.options.access_token_validity_seconds,
             seconds_before_deleting_unreachable_dcv_server: self.options.seconds_before_deleting_unreachable_dcv_server,
+            create_sessions_queue_max_size: self.options.create_sessions_queue_max_size,
+            create_sessions_queue_max_time_seconds: self.options.create_sessions_queue_max_time_seconds,
             raft: self.options.raft.clone(),
             members: self.layout.members.clone(),
         };

@@ -141,6 +141,10 @@ pub async fn run_node(
             grace_ms: 5_000,
             remove_after_ms: config.seconds_before_deleting_unreachable_dcv_server as i64 * 1000,
         },
+        queue: broker_core::placement::QueueLimits {
+            max_size: config.create_sessions_queue_max_size,
+            max_time_ms: config.create_sessions_queue_max_time_seconds as i64 * 1000,
+        },
         ..ActorConfig::default()
     };
     let slot = LeaderSlot::default();

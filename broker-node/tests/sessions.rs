@@ -70,3 +70,53 @@ async fn deleted_sessions_end_on_their_agent_and_free_capacity() {
     let (_, body) = h.client.post(&url3, "/deleteSessions", &json!([{ "SessionId": a }])).await.unwrap();
     assert_eq!(body["UnsuccessfulList"][0]["FailureReason"], "The requested dcvSession does not exist");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_requests_fill_the_queue_drain_when_a_server_opens_and_time_out() {
+    let h = start(3, 1, |options| {
+        options.create_sessions_queue_max_size = 2;
+        options.create_sessions_queue_max_time_seconds = 4;
+    })
+    .await;
+    let (url1, url2) = (h.cluster.api_url(1), h.cluster.api_url(2));
+    let (_, body) = h.client.post(&url1, "/closeServers", &json!([{ "ServerId": "dev-agent-1" }])).await.unwrap();
+    assert_eq!(body["SuccessfulList"].as_array().unwrap().len(), 1, "{body}");
+
+    let queued = |name: &str| json!({ "Name": name, "Owner": "alice", "EnqueueRequest": true });
+    let (_, body) =
+        h.client.post(&url2, "/createSessions", &json!([queued("q1"), queued("q2"), queued("q3")])).await.unwrap();
+    let ids: Vec<String> =
+        body["SuccessfulList"].as_array().unwrap().iter().map(|s| s["Id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 3, "{body}");
+    // The third does not fit in a queue of two.
+    let refused = eventually("the third queued request to be refused", Duration::from_secs(10), || async {
+        let (_, d) = h.client.post(&url1, "/describeSessions", &json!({ "SessionIds": [ids[2]] })).await.ok()?;
+        (d["Sessions"][0]["State"] == "DELETED")
+            .then(|| d["Sessions"][0]["StateReason"].as_str().unwrap_or("").to_owned())
+    })
+    .await;
+    assert!(refused.contains("queue is full"), "{refused}");
+    for id in &ids[..2] {
+        let (_, d) = h.client.post(&url1, "/describeSessions", &json!({ "SessionIds": [id] })).await.unwrap();
+        assert_eq!(
+            (d["Sessions"][0]["State"].as_str(), d["Sessions"][0]["Substate"].as_str()),
+            (Some("CREATING"), Some("SESSION_PLACING"))
+        );
+    }
+    // Capacity appears: the queue drains.
+    h.client.post(&url1, "/openServers", &json!([{ "ServerId": "dev-agent-1" }])).await.unwrap();
+    for id in &ids[..2] {
+        wait_ready(&h, &url2, id, Duration::from_secs(10)).await;
+    }
+    // With no capacity for longer than the queue allows, a queued request fails with the reason.
+    h.client.post(&url1, "/closeServers", &json!([{ "ServerId": "dev-agent-1", "Force": true }])).await.unwrap();
+    let (_, body) = h.client.post(&url2, "/createSessions", &json!([queued("late")])).await.unwrap();
+    let late = body["SuccessfulList"][0]["Id"].as_str().unwrap().to_owned();
+    let reason = eventually("the queued request to time out", Duration::from_secs(20), || async {
+        let (_, d) = h.client.post(&url1, "/describeSessions", &json!({ "SessionIds": [late] })).await.ok()?;
+        (d["Sessions"][0]["State"] == "DELETED")
+            .then(|| d["Sessions"][0]["StateReason"].as_str().unwrap_or("").to_owned())
+    })
+    .await;
+    assert!(reason.contains("within 4 seconds"), "{reason}");
+}

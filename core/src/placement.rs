@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::command::Placement;
-use crate::model::{Server, Session, SessionType};
+use crate::model::{Server, Session, SessionType, UnixMillis};
 use crate::state::ClusterState;
 
 /// The outcome of one placement round over the waiting queue.
@@ -19,9 +19,35 @@ pub struct PlacementPlan {
 
 pub const NO_SERVER_REASON: &str = "No DCV server available to host the session";
 
+/// The bounds of the queue of requests that asked to wait (EnqueueRequest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueLimits {
+    /// `create-sessions-queue-max-size`: requests beyond it are refused.
+    pub max_size: usize,
+    /// `create-sessions-queue-max-time-seconds`, in milliseconds: a request queued longer fails.
+    pub max_time_ms: i64,
+}
+
+impl Default for QueueLimits {
+    fn default() -> Self {
+        QueueLimits { max_size: 1000, max_time_ms: 1800 * 1000 }
+    }
+}
+
+pub fn queue_full_reason(limits: QueueLimits) -> String {
+    format!("No DCV server available and the request queue is full ({} requests)", limits.max_size)
+}
+
+pub fn queue_timeout_reason(limits: QueueLimits) -> String {
+    format!("No DCV server became available within {} seconds", limits.max_time_ms / 1000)
+}
+
 /// Plans up to `limit` sessions from the head of the waiting queue. Reservations made earlier in the same round
-/// count, so one round never overfills a server.
-pub fn plan(state: &ClusterState, limit: usize) -> PlacementPlan {
+/// count, so one round never overfills a server. A session no server can take fails, unless it asked to be
+/// queued and the queue has room; a queued one fails once it has waited longer than the queue allows. The
+/// queue is walked in order and nothing blocks it, so requests that need different servers never wait on
+/// each other, and requests of one kind are served first come, first served.
+pub fn plan(state: &ClusterState, limit: usize, now: UnixMillis, limits: QueueLimits) -> PlacementPlan {
     let mut extra: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
     let mut plan = PlacementPlan::default();
     for session in state.placing_queue().take(limit) {
@@ -34,8 +60,16 @@ pub fn plan(state: &ClusterState, limit: usize) -> PlacementPlan {
                 }
                 plan.placements.push(Placement { session_id: session.id.clone(), server_id: server.info.id.clone() });
             }
-            None if session.spec.enqueue_request => plan.still_waiting += 1,
-            None => plan.unplaceable.push((session.id.clone(), NO_SERVER_REASON.to_owned())),
+            None if !session.spec.enqueue_request => {
+                plan.unplaceable.push((session.id.clone(), NO_SERVER_REASON.to_owned()))
+            }
+            None if now.0 - session.creation_time.0 > limits.max_time_ms => {
+                plan.unplaceable.push((session.id.clone(), queue_timeout_reason(limits)))
+            }
+            None if plan.still_waiting >= limits.max_size => {
+                plan.unplaceable.push((session.id.clone(), queue_full_reason(limits)))
+            }
+            None => plan.still_waiting += 1,
         }
     }
     plan
@@ -149,7 +183,7 @@ mod tests {
                     })
                     .collect(),
             });
-            let plan = plan(&state, 100);
+            let plan = plan(&state, 100, UnixMillis(0), QueueLimits::default());
             let placed: Vec<_> =
                 plan.placements.iter().map(|p| (p.session_id.as_str(), p.server_id.as_str())).collect();
             assert_eq!(placed, case.want_placed, "{}", case.name);
@@ -157,6 +191,41 @@ mod tests {
             assert_eq!(unplaceable, case.want_unplaceable, "{}", case.name);
             assert_eq!(plan.still_waiting, case.want_waiting, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn the_queue_is_bounded_in_size_and_time() {
+        let mut state = ClusterState::default();
+        let queued =
+            |id: &str| NewSession { id: id.into(), spec: SessionSpec { enqueue_request: true, ..Default::default() } };
+        state.apply(&Command::CreateSessions {
+            request_id: "old".into(),
+            now: UnixMillis(0),
+            sessions: vec![queued("a")],
+        });
+        state.apply(&Command::CreateSessions {
+            request_id: "new".into(),
+            now: UnixMillis(50_000),
+            sessions: vec![queued("b"), queued("c"), queued("d")],
+        });
+        let limits = QueueLimits { max_size: 2, max_time_ms: 60_000 };
+        let early = plan(&state, 100, UnixMillis(55_000), limits);
+        assert_eq!(early.still_waiting, 2);
+        assert_eq!(
+            early.unplaceable,
+            vec![("c".to_owned(), queue_full_reason(limits)), ("d".to_owned(), queue_full_reason(limits))]
+        );
+        let late = plan(&state, 100, UnixMillis(61_000), limits);
+        assert_eq!(late.unplaceable[0], ("a".to_owned(), queue_timeout_reason(limits)));
+        assert_eq!(late.still_waiting, 2, "b and c keep their places once a has gone");
+        // A server appears: the queue drains in order.
+        state.apply(&Command::UpsertServer {
+            server: Box::new(ServerInfo { id: "s1".into(), ..Default::default() }),
+            now: UnixMillis(61_000),
+        });
+        let drained = plan(&state, 100, UnixMillis(61_000), limits);
+        let order: Vec<_> = drained.placements.iter().map(|p| p.session_id.as_str()).collect();
+        assert_eq!(order, ["a", "b", "c", "d"]);
     }
 
     #[test]
@@ -184,7 +253,7 @@ mod tests {
                 })
                 .collect(),
         });
-        let plan = plan(&state, 10);
+        let plan = plan(&state, 10, UnixMillis(0), QueueLimits::default());
         let placed: Vec<_> = plan.placements.iter().map(|p| (p.session_id.as_str(), p.server_id.as_str())).collect();
         assert_eq!(placed, [("a", "s2"), ("b", "s3")]);
         assert_eq!(plan.unplaceable.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(), ["c"]);
@@ -215,7 +284,7 @@ mod tests {
             max_attempts: 3,
             now: UnixMillis(0),
         });
-        let plan = plan(&state, 10);
+        let plan = plan(&state, 10, UnixMillis(0), QueueLimits::default());
         assert_eq!(plan.placements, vec![Placement { session_id: "a".into(), server_id: "s2".into() }]);
     }
 }
