@@ -187,9 +187,24 @@ impl Actor for Supervisor {
                     config: state.config.clone(),
                 };
                 let (server, _) = Actor::spawn_linked(None, ServerActor, args, myself.get_cell()).await?;
-                state.servers.insert(server_id, server);
-                // Work that waited for this agent (deletions) can go ahead now.
+                state.servers.insert(server_id.clone(), server);
+                // Work that waited for this agent can go ahead now: deletions (kicked) and sessions whose
+                // preparation gave up while the agent was away (their actors are restarted here).
                 kick(&myself, &state.kick_pending);
+                let stalled: Vec<_> = state.cluster.read(|s| {
+                    s.pending_preparation()
+                        .filter(|session| session.server_id.as_deref() == Some(server_id.as_str()))
+                        .filter(|session| !state.sessions.contains_key(&session.id))
+                        .map(|session| (session.id.clone(), session.spec.clone()))
+                        .collect()
+                });
+                for (session_id, spec) in stalled {
+                    myself.cast(SupervisorMsg::SessionPlaced {
+                        session_id,
+                        server_id: server_id.clone(),
+                        spec: Box::new(spec),
+                    })?;
+                }
             }
             SupervisorMsg::SessionPlaced { session_id, server_id, spec } => {
                 if state.sessions.contains_key(&session_id) {

@@ -32,6 +32,8 @@ pub struct ClusterState {
     recent_request_order: VecDeque<String>,
     /// Sessions waiting for their agent to confirm a deletion.
     deleting: BTreeSet<String>,
+    /// Sessions bound to a server whose agent has not confirmed them yet (PENDING_PREPARATION).
+    preparing: BTreeSet<String>,
 }
 
 impl ClusterState {
@@ -145,6 +147,7 @@ impl ClusterState {
         let session = self.sessions.get_mut(&deletion.session_id).expect("checked above");
         session.state = SessionState::Deleting;
         session.substate = None;
+        self.preparing.remove(&deletion.session_id);
         self.deleting.insert(deletion.session_id.clone());
         Ok(SessionState::Deleting)
     }
@@ -153,6 +156,7 @@ impl ClusterState {
     fn end_session(&mut self, session_id: &str, reason: Option<String>) {
         self.dequeue_from_placement(session_id);
         self.deleting.remove(session_id);
+        self.preparing.remove(session_id);
         let Some(session) = self.sessions.get_mut(session_id) else { return };
         let kind = session.spec.kind();
         let held = session.holds_capacity();
@@ -278,6 +282,7 @@ impl ClusterState {
         let session = self.sessions.get_mut(&placement.session_id).expect("checked above");
         session.server_id = Some(placement.server_id.clone());
         session.substate = Some(Substate::PendingPreparation);
+        self.preparing.insert(placement.session_id.clone());
         self.dequeue_from_placement(&placement.session_id);
         Ok(())
     }
@@ -295,6 +300,7 @@ impl ClusterState {
         session.state = SessionState::Ready;
         session.substate = None;
         session.state_reason = None;
+        self.preparing.remove(session_id);
         Response::Ok
     }
 
@@ -315,6 +321,7 @@ impl ClusterState {
         }
         let session = self.sessions.get_mut(session_id).expect("checked above");
         session.server_id = None;
+        self.preparing.remove(session_id);
         session.failed_servers.push(server_id.to_owned());
         let attempts = session.failed_servers.len() as u32;
         let retry = !session.spec.disable_retry_on_failure && attempts < max_attempts;
@@ -441,10 +448,11 @@ impl ClusterState {
         self.deleting.iter().filter_map(|id| self.sessions.get(id))
     }
 
-    /// Sessions bound to a server whose agent has not confirmed them yet.
+    /// Sessions bound to a server whose agent has not confirmed them yet (an index, never a scan).
     pub fn pending_preparation(&self) -> impl Iterator<Item = &Session> {
-        self.sessions
-            .values()
+        self.preparing
+            .iter()
+            .filter_map(|id| self.sessions.get(id))
             .filter(|s| s.state == SessionState::Creating && s.substate == Some(Substate::PendingPreparation))
     }
 }
@@ -539,6 +547,7 @@ mod tests {
         assert_eq!(state.server("s1").unwrap().virtual_session_count, 1);
         assert_eq!(state.session("a").unwrap().substate, Some(Substate::PendingPreparation));
         assert_eq!(state.placing_queue().map(|s| s.id.clone()).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(state.pending_preparation().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["a"]);
     }
 
     #[test]
@@ -575,6 +584,7 @@ mod tests {
         assert_eq!(ok, Response::Ok);
         let a = state.session("a").unwrap();
         assert_eq!((a.state, a.substate), (SessionState::Ready, None));
+        assert_eq!(state.pending_preparation().count(), 0);
     }
 
     #[test]
