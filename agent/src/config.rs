@@ -492,9 +492,9 @@ mod tests {
             path
         }
 
-        /// Writes agent.conf with `body`, where `CA` stands for the CA file's path.
+        /// Writes agent.conf with `body`, where `@CA@` stands for the CA file's path (a marker no temp path holds).
         fn conf(&self, body: &str) -> Result<AgentConfig, ConfigError> {
-            let body = body.replace("CA", &self.path("ca.pem").display().to_string());
+            let body = body.replace("@CA@", &self.path("ca.pem").display().to_string());
             AgentConfig::load(&self.write("agent.conf", &body))
         }
     }
@@ -512,7 +512,7 @@ mod tests {
                  [agent]\n\
                  broker_host = 'broker1.example.com'\n\
                  brokers = ['broker2.example.com:9000', 'broker1.example.com:8445', '[::1]:8445']\n\
-                 ca_file = 'CA'\n\
+                 ca_file = '@CA@'\n\
                  server_id = 'host-7'\n\
                  max_virtual_sessions = 4\n\
                  max_concurrent_sessions_per_user = 2\n\
@@ -543,7 +543,7 @@ mod tests {
     #[test]
     fn the_example_file_parses() {
         let dir = Dir::new();
-        let example = include_str!("../agent.conf.example").replace("/etc/berth/ca.pem", "CA");
+        let example = include_str!("../agent.conf.example").replace("/etc/berth/ca.pem", "@CA@");
         let config = dir.conf(&example).unwrap();
         assert_eq!(config.brokers.len(), 3);
         assert_eq!(config.backend, BackendKind::Simulated);
@@ -552,7 +552,7 @@ mod tests {
     #[test]
     fn defaults_apply_to_a_minimal_file() {
         let dir = Dir::new();
-        let config = dir.conf("[agent]\nbroker_host = '10.0.0.5'\nca_file = 'CA'\n").unwrap();
+        let config = dir.conf("[agent]\nbroker_host = '10.0.0.5'\nca_file = '@CA@'\n").unwrap();
         assert_eq!(config.brokers, ["10.0.0.5:8445"]);
         assert_eq!(config.server_id, crate::facts::hostname());
         assert_eq!(config.heartbeat_interval, DEFAULT_HEARTBEAT_INTERVAL);
@@ -580,37 +580,37 @@ mod tests {
         let dir = Dir::new();
         for port in ["70000", "0", "'8445'", "-1"] {
             let text =
-                message(dir.conf(&format!("[agent]\nbroker_host = 'b'\nbroker_port = {port}\nca_file = 'CA'\n")));
+                message(dir.conf(&format!("[agent]\nbroker_host = 'b'\nbroker_port = {port}\nca_file = '@CA@'\n")));
             assert!(text.contains("agent.conf: [agent] broker_port: expected an integer 1-65535"), "{port}: {text}");
         }
-        let text = message(dir.conf("[agent]\nbrokers = ['b:99999']\nca_file = 'CA'\n"));
+        let text = message(dir.conf("[agent]\nbrokers = ['b:99999']\nca_file = '@CA@'\n"));
         assert!(text.contains("[agent] brokers: \"b:99999\": the port must be an integer 1-65535"), "{text}");
-        let text = message(dir.conf("[agent]\nbrokers = ['b']\nca_file = 'CA'\n"));
+        let text = message(dir.conf("[agent]\nbrokers = ['b']\nca_file = '@CA@'\n"));
         assert!(text.contains("[agent] brokers:"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b:8445'\nca_file = 'CA'\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b:8445'\nca_file = '@CA@'\n"));
         assert!(text.contains("[agent] broker_host: expected a host name or IP address without a port"), "{text}");
-        let text = message(dir.conf("[agent]\nca_file = 'CA'\n"));
+        let text = message(dir.conf("[agent]\nca_file = '@CA@'\n"));
         assert!(text.contains("[agent] broker_host: missing"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_port = 9000\nca_file = 'CA'\n"));
+        let text = message(dir.conf("[agent]\nbroker_port = 9000\nca_file = '@CA@'\n"));
         assert!(text.contains("[agent] broker_port: given without broker_host"), "{text}");
     }
 
     #[test]
     fn unknown_keys_and_bad_values_are_named() {
         let dir = Dir::new();
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\nbroker_prot = 9\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\nbroker_prot = 9\n"));
         assert!(text.contains("agent.conf: [agent] broker_prot: unknown key"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\n[agnet]\nx = 1\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\n[agnet]\nx = 1\n"));
         assert!(text.contains("agent.conf: agnet: unknown section"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\nbackend = 'dcv'\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\nbackend = 'dcv'\n"));
         assert!(text.contains("[agent] backend: 'dcv' is not available in this build"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\nmax_virtual_sessions = 'many'\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\nmax_virtual_sessions = 'many'\n"));
         assert!(text.contains("[agent] max_virtual_sessions: expected an integer"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\n[log]\nlevel = 'loud'\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\n[log]\nlevel = 'loud'\n"));
         assert!(text.contains("[log] level: expected error, warning, info, debug or trace"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\n[tags]\n'dcv:os-family' = 'x'\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\n[tags]\n'dcv:os-family' = 'x'\n"));
         assert!(text.contains("[tags] dcv:os-family: tag keys starting with 'dcv:' are reserved"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = = 'CA'\n"));
+        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = = '@CA@'\n"));
         assert!(text.contains("agent.conf: line 3: not valid TOML"), "{text}");
         let text = message(AgentConfig::load(&dir.path("absent.conf")));
         assert!(text.contains("absent.conf: cannot read"), "{text}");
@@ -621,7 +621,7 @@ mod tests {
         let dir = Dir::new();
         let config = dir
             .conf(
-                "[agent]\nbroker_host = 'b'\nca_file = 'CA'\ntls_strict = false\ninit_folder = '/var/lib/init'\n\
+                "[agent]\nbroker_host = 'b'\nca_file = '@CA@'\ntls_strict = false\ninit_folder = '/var/lib/init'\n\
                  enable_query_logged_in_users = true\npreferred_network_interface = 'eth0'\n\
                  [log]\ndirectory = '/var/log/x'\n",
             )
@@ -640,7 +640,7 @@ mod tests {
         dir.write("tags/ignored.txt", "not = \"read\"\n");
         let config = dir
             .conf(&format!(
-                "[agent]\nbroker_host = 'b'\nca_file = 'CA'\ntags_folder = '{}'\n[tags]\ninline = 'yes'\n",
+                "[agent]\nbroker_host = 'b'\nca_file = '@CA@'\ntags_folder = '{}'\n[tags]\ninline = 'yes'\n",
                 dir.path("tags").display()
             ))
             .unwrap();
@@ -653,11 +653,12 @@ mod tests {
 
         dir.write("tags/d.toml", "bad = [1, 2]\n");
         let text = message(dir.conf(&format!(
-            "[agent]\nbroker_host = 'b'\nca_file = 'CA'\ntags_folder = '{}'\n",
+            "[agent]\nbroker_host = 'b'\nca_file = '@CA@'\ntags_folder = '{}'\n",
             dir.path("tags").display()
         )));
         assert!(text.contains("d.toml: bad: expected a tag value"), "{text}");
-        let text = message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = 'CA'\ntags_folder = '/nonexistent/tags'\n"));
+        let text =
+            message(dir.conf("[agent]\nbroker_host = 'b'\nca_file = '@CA@'\ntags_folder = '/nonexistent/tags'\n"));
         assert!(text.contains("[agent] tags_folder: cannot read /nonexistent/tags"), "{text}");
     }
 }
