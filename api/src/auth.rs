@@ -157,3 +157,71 @@ mod tests {
         assert_eq!(parse_basic("Basic !!!"), Err(AuthError::MalformedBasic));
     }
 }
+
+/// The audience of connection tokens: they open a desktop session, never the API.
+pub const CONNECTION_AUDIENCE: &str = "berth-dcv-connection";
+
+/// Claims of a connection token: one user, one session, an expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionClaims {
+    pub iss: String,
+    pub sub: String,
+    pub sid: String,
+    pub aud: String,
+    pub iat: u64,
+    pub exp: u64,
+}
+
+pub fn issue_connection_token(
+    key: &[u8],
+    user: &str,
+    session_id: &str,
+    now_secs: u64,
+    ttl_secs: u64,
+) -> Result<String, AuthError> {
+    let claims = ConnectionClaims {
+        iss: ISSUER.to_owned(),
+        sub: user.to_owned(),
+        sid: session_id.to_owned(),
+        aud: CONNECTION_AUDIENCE.to_owned(),
+        iat: now_secs,
+        exp: now_secs + ttl_secs,
+    };
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(key))
+        .map_err(|e| AuthError::Signing(e.to_string()))
+}
+
+/// The user a connection token was issued to, if it is genuine, unexpired and for `session_id`.
+pub fn verify_connection_token(key: &[u8], token: &str, session_id: &str) -> Result<String, AuthError> {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.set_audience(&[CONNECTION_AUDIENCE]);
+    validation.set_issuer(&[ISSUER]);
+    validation.leeway = 2;
+    let claims = jsonwebtoken::decode::<ConnectionClaims>(token, &DecodingKey::from_secret(key), &validation)
+        .map_err(|e| AuthError::BadToken(e.to_string()))?
+        .claims;
+    if claims.sid != session_id {
+        return Err(AuthError::BadToken(format!("the token is for another session than {session_id}")));
+    }
+    Ok(claims.sub)
+}
+
+#[cfg(test)]
+mod connection_tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_token_opens_one_session_for_one_user_until_it_expires() {
+        let key = new_signing_key();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        let token = issue_connection_token(&key, "alice", "s1", now, 60).unwrap();
+        assert_eq!(verify_connection_token(&key, &token, "s1").unwrap(), "alice");
+        assert!(verify_connection_token(&key, &token, "s2").is_err(), "another session");
+        assert!(verify_connection_token(&new_signing_key(), &token, "s1").is_err(), "another cluster");
+        let expired = issue_connection_token(&key, "alice", "s1", now - 600, 60).unwrap();
+        assert!(verify_connection_token(&key, &expired, "s1").is_err(), "expired");
+        let api_token = issue_token(&key, "alice", now, 60).unwrap();
+        assert!(verify_connection_token(&key, &api_token, "s1").is_err(), "an API token is no connection token");
+        assert!(verify_token(&key, &token).is_err(), "a connection token is no API token");
+    }
+}

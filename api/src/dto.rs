@@ -362,3 +362,10 @@ pub struct DeleteSessionsResponse {
     pub successful_list: Vec<DeleteSessionSuccessfulResponse>,
     pub unsuccessful_list: Vec<DeleteSessionUnsuccessfulResponse>,
 }
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GetSessionConnectionDataResponse {
+    pub session: Session,
+    pub connection_token: String,
+}

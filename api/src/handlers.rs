@@ -390,3 +390,114 @@ pub async fn delete_sessions(
     }
     Ok(Json(response))
 }
+
+/// `GET /sessionConnectionData/{sessionId}/{user}`: the session and a token that lets `user` into it.
+pub async fn session_connection_data(
+    State(state): State<ApiState>,
+    axum::extract::Path((session_id, user)): axum::extract::Path<(String, String)>,
+) -> Result<Json<dto::GetSessionConnectionDataResponse>, ApiError> {
+    state.cluster.read_barrier().await?;
+    let key = signing_key(&state)?;
+    let session = state
+        .cluster
+        .read(|s| {
+            s.session(&session_id)
+                .filter(|session| session.state != broker_core::SessionState::Deleted)
+                .map(|session| convert::session(s, session))
+        })
+        .ok_or_else(|| ApiError::BadRequest("The requested dcvSession does not exist".into()))?;
+    let now_secs = (now().0 / 1000) as u64;
+    let connection_token =
+        auth::issue_connection_token(&key, &user, &session_id, now_secs, state.config.connection_token_ttl_secs)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(Json(dto::GetSessionConnectionDataResponse { session, connection_token }))
+}
+
+#[derive(Debug, Default, PartialEq)]
+pub struct ValidateForm {
+    session_id: Option<String>,
+    authentication_token: Option<String>,
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+fn auth_answer(result: Result<String, String>) -> Response {
+    let body = match result {
+        Ok(user) => format!("<auth result=\"yes\"><username>{}</username></auth>", xml_escape(&user)),
+        Err(message) => format!("<auth result=\"no\"><message>{}</message></auth>", xml_escape(&message)),
+    };
+    ([(axum::http::header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+/// The DCV server's external authentication call (its `auth-token-verifier`): a form with `sessionId` and
+/// `authenticationToken`, answered in DCV's XML. Any node answers it: the key is replicated.
+pub async fn validate_authentication_token(State(state): State<ApiState>, body: Bytes) -> Response {
+    let form = match parse_form(&body) {
+        Ok(form) => form,
+        Err(message) => return auth_answer(Err(message)),
+    };
+    let (Some(session_id), Some(token)) = (form.session_id, form.authentication_token) else {
+        return auth_answer(Err("sessionId and authenticationToken are required".into()));
+    };
+    let Ok(key) = signing_key(&state) else {
+        return auth_answer(Err("the broker is not ready".into()));
+    };
+    let exists = state
+        .cluster
+        .read(|s| s.session(&session_id).is_some_and(|session| session.state != broker_core::SessionState::Deleted));
+    if !exists {
+        return auth_answer(Err("unknown session".into()));
+    }
+    auth_answer(auth::verify_connection_token(&key, &token, &session_id).map_err(|e| e.to_string()))
+}
+
+/// Reads `application/x-www-form-urlencoded` text (percent escapes and `+` for space).
+fn parse_form(body: &[u8]) -> Result<ValidateForm, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "malformed form: not UTF-8".to_owned())?;
+    let mut form = ValidateForm::default();
+    for pair in text.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let value = percent_decode(value).ok_or_else(|| format!("malformed form value for {name}"))?;
+        match name {
+            "sessionId" => form.session_id = Some(value),
+            "authenticationToken" => form.authentication_token = Some(value),
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = text.get(i + 1..i + 3)?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod form_tests {
+    use super::*;
+
+    #[test]
+    fn forms_decode() {
+        let form = parse_form(b"sessionId=a%2Fb&authenticationToken=x+y&clientAddress=1.2.3.4").unwrap();
+        assert_eq!(form.session_id.as_deref(), Some("a/b"));
+        assert_eq!(form.authentication_token.as_deref(), Some("x y"));
+        assert!(parse_form(b"sessionId=%zz").is_err());
+        assert_eq!(parse_form(b"").unwrap(), ValidateForm::default());
+    }
+}

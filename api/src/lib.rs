@@ -23,11 +23,13 @@ pub struct ApiConfig {
     /// Lifetime of the access tokens `/oauth2/token` issues.
     pub token_ttl_secs: u64,
     pub argument_limits: ArgumentLimits,
+    /// `connect-session-token-duration-minutes`, in seconds.
+    pub connection_token_ttl_secs: u64,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { token_ttl_secs: 3600, argument_limits: ArgumentLimits::default() }
+        ApiConfig { token_ttl_secs: 3600, argument_limits: ArgumentLimits::default(), connection_token_ttl_secs: 3600 }
     }
 }
 
@@ -43,6 +45,14 @@ pub fn now() -> UnixMillis {
     UnixMillis(since.as_millis() as i64)
 }
 
+/// The router DCV servers call on the agent port (8445/tcp): external authentication of connection tokens.
+pub fn agent_router(state: ApiState) -> Router {
+    Router::new()
+        .route("/agent/validate-authentication-token", post(handlers::validate_authentication_token))
+        .fallback(handlers::not_found)
+        .with_state(state)
+}
+
 /// The client-facing router (port 8443).
 pub fn router(state: ApiState) -> Router {
     let authenticated = Router::new()
@@ -50,6 +60,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/describeSessions", post(handlers::describe_sessions))
         .route("/deleteSessions", post(handlers::delete_sessions))
         .route("/describeServers", post(handlers::describe_servers))
+        .route("/sessionConnectionData/{session_id}/{user}", get(handlers::session_connection_data))
         .route("/openServers", post(handlers::open_servers))
         .route("/closeServers", post(handlers::close_servers))
         .route("/cluster/status", get(handlers::cluster_status))

@@ -39,6 +39,9 @@ pub struct NodeConfig {
     /// A server whose agent stays unreachable this long is removed, with its sessions.
     #[serde(default = "default_unreachable_removal")]
     pub seconds_before_deleting_unreachable_dcv_server: u64,
+    /// Lifetime of the connection tokens GetSessionConnectionData issues.
+    #[serde(default = "default_connection_token_minutes")]
+    pub connect_session_token_duration_minutes: u64,
     /// Lifetime of the access tokens `/oauth2/token` issues.
     #[serde(default = "default_token_validity")]
     pub access_token_validity_seconds: u64,
@@ -110,6 +113,9 @@ fn default_queue_time() -> u64 {
 }
 fn default_unreachable_removal() -> u64 {
     1800
+}
+fn default_connection_token_minutes() -> u64 {
+    60
 }
 fn default_token_validity() -> u64 {
     3600

@@ -94,6 +94,18 @@ fn free_tcp_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// A port free over both UDP and TCP (the agent port serves QUIC and HTTPS).
+fn free_dual_port() -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        let port = udp.local_addr()?.port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no port free over both UDP and TCP after 50 tries")
+}
+
 fn free_udp_port() -> anyhow::Result<u16> {
     Ok(std::net::UdpSocket::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -134,7 +146,7 @@ impl DevCluster {
                     id,
                     peer_address: format!("127.0.0.1:{}", free_udp_port()?),
                     api_url: format!("https://127.0.0.1:{}", free_tcp_port()?),
-                    agent_address: format!("127.0.0.1:{}", free_udp_port()?),
+                    agent_address: format!("127.0.0.1:{}", free_dual_port()?),
                 });
             }
             Layout { members, client_id: None, client_secret: None }
@@ -193,6 +205,11 @@ impl DevCluster {
         self.layout.members[(id - 1) as usize].api_url.clone()
     }
 
+    /// The HTTPS base URL of a node's agent port (where DCV servers validate connection tokens).
+    pub fn agent_https_url(&self, id: u64) -> String {
+        format!("https://{}", self.layout.members[(id - 1) as usize].agent_address)
+    }
+
     pub fn api_urls(&self) -> Vec<String> {
         self.layout.members.iter().map(|m| m.api_url.clone()).collect()
     }
@@ -225,6 +242,7 @@ impl DevCluster {
             key_file: Some(files.key_file),
             create_sessions_number_of_retries_on_failure: 2,
             access_token_validity_seconds: self.options.access_token_validity_seconds,
+            connect_session_token_duration_minutes: 60,
             seconds_before_deleting_unreachable_dcv_server: self.options.seconds_before_deleting_unreachable_dcv_server,
             create_sessions_queue_max_size: self.options.create_sessions_queue_max_size,
             create_sessions_queue_max_time_seconds: self.options.create_sessions_queue_max_time_seconds,

@@ -24,6 +24,8 @@ use crate::config::NodeConfig;
 pub struct Listeners {
     pub api: TcpListener,
     pub agent: UdpSocket,
+    /// The same port over TCP: DCV servers validate connection tokens here.
+    pub agent_https: TcpListener,
     pub peer: UdpSocket,
 }
 
@@ -36,6 +38,8 @@ impl Listeners {
             api: TcpListener::bind(api_addr).with_context(|| format!("cannot bind the API on {api_addr}/tcp"))?,
             agent: UdpSocket::bind(agent_addr)
                 .with_context(|| format!("cannot bind the agent port {agent_addr}/udp"))?,
+            agent_https: TcpListener::bind(agent_addr)
+                .with_context(|| format!("cannot bind the agent port {agent_addr}/tcp"))?,
             peer: UdpSocket::bind(peer_addr).with_context(|| format!("cannot bind the peer port {peer_addr}/udp"))?,
         })
     }
@@ -158,25 +162,34 @@ pub async fn run_node(
     ));
     let leadership = tokio::spawn(follow_leadership(cluster.clone(), slot.clone(), actor_config));
 
-    let api_config = ApiConfig { token_ttl_secs: config.access_token_validity_seconds, ..ApiConfig::default() };
+    let api_config = ApiConfig {
+        token_ttl_secs: config.access_token_validity_seconds,
+        connection_token_ttl_secs: config.connect_session_token_duration_minutes * 60,
+        ..ApiConfig::default()
+    };
     let api_state = ApiState { cluster: cluster.clone(), config: Arc::new(api_config) };
     let mut https = tls.server_config(&[b"h2", b"http/1.1"])?;
     https.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let api_addr: SocketAddr = listeners.api.local_addr()?;
     listeners.api.set_nonblocking(true)?;
+    listeners.agent_https.set_nonblocking(true)?;
+    let https = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https));
     let handle = axum_server::Handle::<SocketAddr>::new();
-    let server = axum_server::from_tcp_rustls(
-        listeners.api,
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(https)),
-    )?
-    .handle(handle.clone())
-    .serve(broker_api::router(api_state).into_make_service());
+    let server = axum_server::from_tcp_rustls(listeners.api, https.clone())?
+        .handle(handle.clone())
+        .serve(broker_api::router(api_state.clone()).into_make_service());
+    let agent_handle = axum_server::Handle::<SocketAddr>::new();
+    let agent_server = axum_server::from_tcp_rustls(listeners.agent_https, https)?
+        .handle(agent_handle.clone())
+        .serve(broker_api::agent_router(api_state).into_make_service());
     tracing::info!(node = config.node_id, api = %api_addr, "berth node running");
     let api = tokio::spawn(server);
+    tokio::spawn(agent_server);
 
     shutdown.await;
     tracing::info!(node = config.node_id, "shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    agent_handle.graceful_shutdown(Some(Duration::from_secs(1)));
     leadership.abort();
     if let Some(supervisor) = slot.get() {
         supervisor.stop(Some("node shutting down".into()));

@@ -120,3 +120,45 @@ async fn queued_requests_fill_the_queue_drain_when_a_server_opens_and_time_out()
     .await;
     assert!(reason.contains("within 4 seconds"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_token_is_accepted_only_for_its_user_and_session() {
+    let h = start(3, 1, |_| {}).await;
+    let (url1, url2) = (h.cluster.api_url(1), h.cluster.api_url(2));
+    let a = create_session(&h, &url1, "a").await;
+    let b = create_session(&h, &url1, "b").await;
+    wait_ready(&h, &url2, &a, Duration::from_secs(20)).await;
+
+    let (status, body) =
+        h.client.call(&url2, reqwest::Method::GET, &format!("/sessionConnectionData/{a}/bob"), None).await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["Session"]["Id"], a.as_str());
+    assert_eq!(body["Session"]["State"], "READY");
+    let token = body["ConnectionToken"].as_str().unwrap().to_owned();
+    let (status, body) =
+        h.client.call(&url2, reqwest::Method::GET, "/sessionConnectionData/no-such/bob", None).await.unwrap();
+    assert_eq!(status, 400, "{body}");
+
+    // The DCV server asks any node's agent port whether the token opens this session.
+    let verifier = format!("{}/agent/validate-authentication-token", h.cluster.agent_https_url(3));
+    let validate = |session: String, token: String| {
+        // Session ids (UUIDs) and tokens (JWTs) need no escaping in a form body.
+        let request = h
+            .client
+            .http()
+            .post(&verifier)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("sessionId={session}&authenticationToken={token}&clientAddress=127.0.0.1"));
+        async move { request.send().await.unwrap().text().await.unwrap() }
+    };
+    assert_eq!(validate(a.clone(), token.clone()).await, "<auth result=\"yes\"><username>bob</username></auth>");
+    let other = validate(b.clone(), token.clone()).await;
+    assert!(other.starts_with("<auth result=\"no\">"), "another session: {other}");
+    let tampered = format!("{}x", &token[..token.len() - 1]);
+    assert!(validate(a.clone(), tampered).await.starts_with("<auth result=\"no\">"));
+    let api_token = h.client.fetch_token(&url1).await.unwrap();
+    assert!(validate(a.clone(), api_token).await.starts_with("<auth result=\"no\">"), "an API token opens no session");
+    let missing =
+        h.client.http().post(&verifier).body(format!("sessionId={a}")).send().await.unwrap().text().await.unwrap();
+    assert!(missing.contains("required"), "{missing}");
+}
