@@ -482,15 +482,16 @@ impl Drop for DevCluster {
 fn terminate(mut child: Child, grace: Duration) {
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-    let deadline = std::time::Instant::now() + grace;
-    while std::time::Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    // Wait for the exit itself on a helper thread, with a deadline; SIGKILL if it does not come.
+    let (exited, wait) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let _ = child.wait();
+        let _ = exited.send(());
+    });
+    if wait.recv_timeout(grace).is_err() {
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = waiter.join();
 }
 
 fn node_tls_files(dir: &Path, id: u64) -> TlsFiles {
