@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use broker_core::query::{self, SessionFilter};
 use broker_core::validation::validate;
 use broker_core::{Command, Deletion, NewSession, OpenChange, Response as Applied, ServerChangeError};
 use serde::de::DeserializeOwned;
@@ -121,25 +122,13 @@ pub async fn create_sessions(
     Ok(Json(dto::CreateSessionsResponse { request_id, successful_list: successful, unsuccessful_list: unsuccessful }))
 }
 
-enum SessionFilter {
-    Owner(String),
-    Tag(String, String),
-}
-
 fn session_filters(filters: Option<Vec<dto::KeyValuePair>>) -> Result<Vec<SessionFilter>, ApiError> {
     filters
         .unwrap_or_default()
         .into_iter()
         .map(|pair| {
-            let key = pair.key.unwrap_or_default();
-            let value = pair.value.unwrap_or_default();
-            if key == "owner" {
-                Ok(SessionFilter::Owner(value))
-            } else if let Some(tag) = key.strip_prefix("tag:") {
-                Ok(SessionFilter::Tag(tag.to_owned(), value))
-            } else {
-                Err(ApiError::BadRequest(format!("Unsupported filter '{key}': use owner or tag:<key>")))
-            }
+            SessionFilter::parse(pair.key.as_deref().unwrap_or_default(), pair.value.as_deref().unwrap_or_default())
+                .map_err(|e| ApiError::BadRequest(e.to_string()))
         })
         .collect()
 }
@@ -154,39 +143,15 @@ pub async fn describe_sessions(
     state.cluster.read_barrier().await?;
     let key = signing_key(&state)?;
     let after = request.next_token.as_deref().map(|t| paging::read_token(&key, "sessions", t)).transpose()?;
-    let ids = request.session_ids.filter(|ids| !ids.is_empty());
-    let (sessions, last) = state.cluster.read(|s| {
-        let matches = |session: &&broker_core::Session| {
-            filters.iter().all(|filter| match filter {
-                SessionFilter::Owner(owner) => &session.spec.owner == owner,
-                SessionFilter::Tag(key, value) => session
-                    .server_id
-                    .as_deref()
-                    .and_then(|id| s.server(id))
-                    .is_some_and(|server| server.info.tags.iter().any(|(k, v)| k == key && v == value)),
-            })
-        };
-        // Asked-for ids are looked up directly (never a scan of every session), in id order like a full walk.
-        let candidates: Box<dyn Iterator<Item = &broker_core::Session>> = match &ids {
-            Some(ids) => {
-                let mut found: Vec<_> = ids.iter().filter_map(|id| s.session(id)).collect();
-                found.sort_by(|a, b| a.id.cmp(&b.id));
-                found.dedup_by(|a, b| a.id == b.id);
-                let after = after.clone();
-                Box::new(found.into_iter().filter(move |x| after.as_deref().is_none_or(|key| x.id.as_str() > key)))
-            }
-            None => s.sessions_after(after.as_deref()),
-        };
-        let mut page: Vec<_> = candidates.filter(matches).take(limit + 1).collect();
-        let more = page.len() > limit;
-        page.truncate(limit);
-        let last = more.then(|| page.last().map(|session| session.id.clone())).flatten();
-        (page.into_iter().map(|session| convert::session(s, session)).collect::<Vec<_>>(), last)
+    let ids = request.session_ids.unwrap_or_default();
+    let (sessions, next) = state.cluster.read(|s| {
+        let page = query::sessions(s, &ids, &filters, after.as_deref(), limit);
+        (page.items.into_iter().map(|session| convert::session(s, session)).collect(), page.continue_after)
     });
     Ok(Json(dto::DescribeSessionsResponse {
         request_id: request_id(),
         sessions,
-        next_token: last.map(|id| paging::make_token(&key, "sessions", &id)),
+        next_token: next.map(|id| paging::make_token(&key, "sessions", &id)),
     }))
 }
 
@@ -199,22 +164,15 @@ pub async fn describe_servers(
     state.cluster.read_barrier().await?;
     let key = signing_key(&state)?;
     let after = request.next_token.as_deref().map(|t| paging::read_token(&key, "servers", t)).transpose()?;
-    let ids = request.server_ids.filter(|ids| !ids.is_empty());
-    let (servers, last) = state.cluster.read(|s| {
-        let mut page: Vec<_> = s
-            .servers_after(after.as_deref())
-            .filter(|server| ids.as_ref().is_none_or(|ids| ids.contains(&server.info.id)))
-            .take(limit + 1)
-            .collect();
-        let more = page.len() > limit;
-        page.truncate(limit);
-        let last = more.then(|| page.last().map(|server| server.info.id.clone())).flatten();
-        (page.into_iter().map(convert::server).collect::<Vec<_>>(), last)
+    let ids = request.server_ids.unwrap_or_default();
+    let (servers, next) = state.cluster.read(|s| {
+        let page = query::servers(s, &ids, after.as_deref(), limit);
+        (page.items.into_iter().map(convert::server).collect(), page.continue_after)
     });
     Ok(Json(dto::DescribeServersResponse {
         request_id: request_id(),
         servers,
-        next_token: last.map(|id| paging::make_token(&key, "servers", &id)),
+        next_token: next.map(|id| paging::make_token(&key, "servers", &id)),
     }))
 }
 

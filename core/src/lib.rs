@@ -7,6 +7,7 @@ mod golden;
 pub mod liveness;
 pub mod model;
 pub mod placement;
+pub mod query;
 pub mod requirements;
 pub mod state;
 pub mod validation;
