@@ -145,12 +145,23 @@ mod tests {
         page.items.iter().map(|item| key(item).to_owned()).collect()
     }
 
+    /// name, asked-for ids, filters, after, limit, the page's ids, where the next page starts.
+    type Case = (
+        &'static str,
+        Vec<&'static str>,
+        Vec<SessionFilter>,
+        Option<&'static str>,
+        usize,
+        Vec<&'static str>,
+        Option<&'static str>,
+    );
+
     #[test]
     fn session_pages_table() {
         let state = fixture();
         let owner = |o: &str| SessionFilter::Owner(o.into());
         let tag = |k: &str, v: &str| SessionFilter::Tag(k.into(), v.into());
-        let cases: Vec<(&str, Vec<&str>, Vec<SessionFilter>, Option<&str>, usize, Vec<&str>, Option<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("everything, in id order", vec![], vec![], None, 10, vec!["a", "b", "c", "d", "e"], None),
             ("a first page", vec![], vec![], None, 2, vec!["a", "b"], Some("b")),
             ("the next page", vec![], vec![], Some("b"), 2, vec!["c", "d"], Some("d")),
