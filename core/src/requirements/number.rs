@@ -35,17 +35,7 @@ impl Decimal {
     pub(crate) fn parse(text: &str) -> Option<Decimal> {
         let bytes = text.as_bytes();
         let mut at = 0;
-        let negative = match bytes.first() {
-            Some(b'-') => {
-                at += 1;
-                true
-            }
-            Some(b'+') => {
-                at += 1;
-                false
-            }
-            _ => false,
-        };
+        let negative = sign_at(bytes, &mut at);
         let integer = digits_at(bytes, at);
         if integer.is_empty() {
             return None;
@@ -62,17 +52,7 @@ impl Decimal {
         let mut exponent: i128 = 0;
         if matches!(bytes.get(at), Some(b'e' | b'E')) {
             at += 1;
-            let exponent_negative = match bytes.get(at) {
-                Some(b'-') => {
-                    at += 1;
-                    true
-                }
-                Some(b'+') => {
-                    at += 1;
-                    false
-                }
-                _ => false,
-            };
+            let exponent_negative = sign_at(bytes, &mut at);
             let written = digits_at(bytes, at);
             if written.is_empty() {
                 return None;
@@ -109,6 +89,21 @@ impl Decimal {
             (false, true) => -1,
             (false, false) => 1,
         }
+    }
+}
+
+/// An optional `+` or `-` at `*at`: steps over it and says whether it was a minus.
+fn sign_at(bytes: &[u8], at: &mut usize) -> bool {
+    match bytes.get(*at) {
+        Some(b'-') => {
+            *at += 1;
+            true
+        }
+        Some(b'+') => {
+            *at += 1;
+            false
+        }
+        _ => false,
     }
 }
 
