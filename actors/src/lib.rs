@@ -13,7 +13,11 @@ pub mod supervisor;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use broker_core::agent_proto::BrokerRequest;
+use broker_raft::relay::{AgentRelay, RelayFuture};
+use broker_raft::RelayError;
 use ractor::ActorRef;
+use server::ServerMsg;
 
 pub use supervisor::{start_leader_actors, LeaderActors, SupervisorMsg};
 
@@ -43,7 +47,12 @@ impl Default for ActorConfig {
             agent_wait: Duration::from_secs(30),
             agent_call_timeout: Duration::from_secs(60),
             placement_batch: 1024,
-            liveness: broker_core::liveness::LivenessRules { grace_ms: 5_000, remove_after_ms: 1_800_000 },
+            liveness: broker_core::liveness::LivenessRules {
+                grace_ms: 5_000,
+                remove_after_ms: 1_800_000,
+                end_sessions_after_ms: None,
+                keep_deleted_ms: 3_600_000,
+            },
             queue: broker_core::placement::QueueLimits::default(),
         }
     }
@@ -60,6 +69,47 @@ impl LeaderSlot {
 
     pub fn set(&self, supervisor: Option<ActorRef<SupervisorMsg>>) {
         *self.0.lock().expect("leader slot") = supervisor;
+    }
+}
+
+/// The leader's side of `ClusterHandle::agent_call`: finds the agent's server actor through the supervisor.
+pub struct LeaderRelay {
+    slot: LeaderSlot,
+    /// How long the agent may take to answer one relayed request.
+    timeout: Duration,
+}
+
+impl LeaderRelay {
+    pub fn new(slot: LeaderSlot, timeout: Duration) -> LeaderRelay {
+        LeaderRelay { slot, timeout }
+    }
+}
+
+impl AgentRelay for LeaderRelay {
+    fn call(&self, server_id: String, request: BrokerRequest) -> RelayFuture {
+        let supervisor = self.slot.get();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            // Actors not started yet (or stopping): the caller retries and finds the leader of the moment.
+            let Some(supervisor) = supervisor else { return Err(RelayError::NotLeader) };
+            let found =
+                ractor::call!(supervisor, |reply| SupervisorMsg::FindServer { server_id: server_id.clone(), reply });
+            let server = match found {
+                Ok(Some(server)) => server,
+                Ok(None) => return Err(RelayError::AgentNotConnected(server_id)),
+                Err(_) => return Err(RelayError::NotLeader),
+            };
+            let answer = ractor::call_t!(
+                server,
+                |reply| ServerMsg::Relay { request: Box::new(request), reply },
+                timeout.as_millis() as u64
+            );
+            match answer {
+                Ok(Ok(reply)) => Ok(reply),
+                Ok(Err(reason)) => Err(RelayError::Agent { server_id, reason }),
+                Err(e) => Err(RelayError::Agent { server_id, reason: format!("no answer: {e}") }),
+            }
+        })
     }
 }
 

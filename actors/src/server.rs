@@ -21,8 +21,20 @@ pub struct AgentLink {
 }
 
 pub enum ServerMsg {
-    CreateSession { session_id: String, spec: Box<SessionSpec>, reply: RpcReplyPort<Result<(), String>> },
-    DeleteSession { session_id: String, reply: RpcReplyPort<Result<(), String>> },
+    CreateSession {
+        session_id: String,
+        spec: Box<SessionSpec>,
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    DeleteSession {
+        session_id: String,
+        reply: RpcReplyPort<Result<(), String>>,
+    },
+    /// Any other request (screenshots, permissions), answered by the agent as it is.
+    Relay {
+        request: Box<BrokerRequest>,
+        reply: RpcReplyPort<Result<AgentReply, String>>,
+    },
 }
 
 pub struct ServerActor;
@@ -122,6 +134,16 @@ impl Actor for ServerActor {
                         Ok(other) => Err(format!("unexpected agent reply {other:?}")),
                         Err(e) => Err(format!("agent unreachable: {e}")),
                     };
+                    let _ = reply.send(result);
+                });
+            }
+            ServerMsg::Relay { request, reply } => {
+                let connection = state.connection.clone();
+                let timeout = state.call_timeout;
+                tokio::spawn(async move {
+                    let result = broker_transport::call::<_, AgentReply>(&connection, &*request, timeout)
+                        .await
+                        .map_err(|e| format!("agent unreachable: {e}"));
                     let _ = reply.send(result);
                 });
             }

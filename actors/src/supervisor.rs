@@ -247,6 +247,25 @@ impl Actor for Supervisor {
                     tracing::warn!(servers = ?review.remove, "removing servers whose agents stayed unreachable");
                     commands.push(Command::RemoveServers { server_ids: review.remove, now });
                 }
+                if !review.end_sessions.is_empty() {
+                    tracing::warn!(
+                        sessions = review.end_sessions.len(),
+                        "ending the sessions of servers unreachable too long"
+                    );
+                    let deletions = review
+                        .end_sessions
+                        .into_iter()
+                        .map(|session_id| broker_core::Deletion { session_id, owner: None, force: true })
+                        .collect();
+                    commands.push(Command::DeleteSessions { deletions, now });
+                }
+                if !review.purge.is_empty() {
+                    tracing::debug!(
+                        sessions = review.purge.len(),
+                        "purging DELETED sessions past delete-session-duration-hours"
+                    );
+                    commands.push(Command::PurgeSessions { session_ids: review.purge, now });
+                }
                 // Written beside the actor: a write may wait for a quorum, and the mailbox must keep moving.
                 let cluster = state.cluster.clone();
                 for command in commands {

@@ -32,6 +32,7 @@ const AGENT_KEYS: &[&str] = &[
     "autorun_folder",
     "preferred_network_interface",
     "enable_query_logged_in_users",
+    "simulated_users",
 ];
 const LOG_KEYS: &[&str] = &["level", "directory", "rotation"];
 const TOP_LEVEL_KEYS: &[&str] = &["version", "agent", "tags", "log"];
@@ -83,6 +84,9 @@ pub struct AgentConfig {
     /// Kept for the backends that run real desktops; the simulated backend has no use for them.
     pub init_folder: Option<PathBuf>,
     pub autorun_folder: Option<PathBuf>,
+    /// The simulated backend's user accounts: sessions for other owners fail as on a host without that user.
+    /// None: every owner exists.
+    pub simulated_users: Option<Vec<String>>,
     /// A tracing level: error, warn, info, debug, trace or off.
     pub log_level: String,
     /// Settings that were accepted for compatibility with DCV's agent.conf but have no effect here, for the
@@ -107,6 +111,7 @@ impl AgentConfig {
             preferred_network_interface: None,
             init_folder: None,
             autorun_folder: None,
+            simulated_users: None,
             log_level: "info".into(),
             notices: Vec::new(),
         }
@@ -167,6 +172,21 @@ impl Ctx<'_> {
             Some(Value::String(s)) => Ok(Some(s.trim().to_owned())),
             Some(other) => Err(self.err(key, format!("expected a string, got {}", describe(other)))),
         }
+    }
+
+    fn strings(&self, table: &Table, key: &str) -> Result<Option<Vec<String>>, ConfigError> {
+        let Some(value) = table.get(key) else { return Ok(None) };
+        let Value::Array(items) = value else {
+            return Err(self.err(key, format!("expected a list of strings, got {}", describe(value))));
+        };
+        items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_owned()),
+                other => Err(self.err(key, format!("expected non-empty strings, got {}", describe(other)))),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     fn bool(&self, table: &Table, key: &str) -> Result<Option<bool>, ConfigError> {
@@ -271,6 +291,7 @@ pub fn parse(file: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
     let preferred_network_interface = agent.string(&agent_table, "preferred_network_interface")?;
     let init_folder = agent.string(&agent_table, "init_folder")?.map(PathBuf::from);
     let autorun_folder = agent.string(&agent_table, "autorun_folder")?.map(PathBuf::from);
+    let simulated_users = agent.strings(&agent_table, "simulated_users")?;
 
     let mut tags = TagList::default();
     if let Some(folder) = agent.string(&agent_table, "tags_folder")? {
@@ -319,6 +340,7 @@ pub fn parse(file: &Path, text: &str) -> Result<AgentConfig, ConfigError> {
         preferred_network_interface,
         init_folder,
         autorun_folder,
+        simulated_users,
         log_level,
         notices,
     })

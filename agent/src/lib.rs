@@ -5,3 +5,4 @@ pub mod backend;
 pub mod config;
 pub mod facts;
 pub mod link;
+pub mod screenshot;

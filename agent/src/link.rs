@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, timeout, timeout_at, Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use crate::backend::SessionBackend;
+use crate::backend::{BackendError, SessionBackend};
 use crate::config::AgentConfig;
 use crate::facts::{self, FactsCollector};
 
@@ -115,6 +115,20 @@ pub async fn answer<B: SessionBackend>(backend: &B, request: BrokerRequest) -> A
             Ok(()) => AgentReply::Deleted { session_id },
             Err(e) => AgentReply::Failed { session_id, reason: e.to_string() },
         },
+        BrokerRequest::GetScreenshot { session_id, max_width, max_height, format } => {
+            match backend.screenshot(&session_id, max_width, max_height, format).await {
+                Ok(images) => AgentReply::Screenshot { session_id, images },
+                Err(BackendError::NoSuchSession(_)) => AgentReply::NoSuchSession { session_id },
+                Err(e) => AgentReply::Failed { session_id, reason: e.to_string() },
+            }
+        }
+        BrokerRequest::UpdatePermissions { session_id, permissions_file } => {
+            match backend.update_permissions(&session_id, permissions_file.as_deref()).await {
+                Ok(()) => AgentReply::PermissionsUpdated { session_id },
+                Err(BackendError::NoSuchSession(_)) => AgentReply::NoSuchSession { session_id },
+                Err(e) => AgentReply::Failed { session_id, reason: e.to_string() },
+            }
+        }
     }
 }
 

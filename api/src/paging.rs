@@ -16,28 +16,56 @@ pub fn page_size(max_results: Option<i64>) -> Result<usize, ApiError> {
     }
 }
 
-fn mac(key: &[u8], scope: &str, last_key: &str) -> String {
+/// How long a NextToken stays valid: a walk that pauses longer starts again rather than resuming from a
+/// position the client can no longer reason about.
+pub const TOKEN_TTL_SECS: u64 = 3600;
+
+fn mac(key: &[u8], scope: &str, issued_secs: u64, last_key: &str) -> String {
     let mut hasher = Sha256::new();
     hasher.update(key);
     hasher.update(scope.as_bytes());
     hasher.update([0]);
+    hasher.update(issued_secs.to_be_bytes());
     hasher.update(last_key.as_bytes());
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&hasher.finalize()[..16])
 }
 
-pub fn make_token(key: &[u8], scope: &str, last_key: &str) -> String {
-    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    format!("{}.{}", b64.encode(last_key), mac(key, scope, last_key))
+fn now_secs() -> u64 {
+    (crate::now().0 / 1000).max(0) as u64
 }
 
-/// The last key of the previous page, or a 400 for a token this cluster did not issue for this operation.
+pub fn make_token(key: &[u8], scope: &str, last_key: &str) -> String {
+    make_token_at(key, scope, last_key, now_secs())
+}
+
+fn make_token_at(key: &[u8], scope: &str, last_key: &str, issued_secs: u64) -> String {
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!("{}.{issued_secs}.{}", b64.encode(last_key), mac(key, scope, issued_secs, last_key))
+}
+
+/// The last key of the previous page, or a 400 for a token this cluster did not issue for this operation, or
+/// issued more than `TOKEN_TTL_SECS` ago.
 pub fn read_token(key: &[u8], scope: &str, token: &str) -> Result<String, ApiError> {
+    read_token_at(key, scope, token, now_secs())
+}
+
+fn read_token_at(key: &[u8], scope: &str, token: &str, now_secs: u64) -> Result<String, ApiError> {
     let invalid = || ApiError::BadRequest("Invalid NextToken".to_owned());
-    let (encoded, tag) = token.split_once('.').ok_or_else(invalid)?;
+    let mut parts = token.split('.');
+    let (Some(encoded), Some(issued), Some(tag), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    let issued_secs: u64 = issued.parse().map_err(|_| invalid())?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(encoded).map_err(|_| invalid())?;
     let last_key = String::from_utf8(bytes).map_err(|_| invalid())?;
-    if mac(key, scope, &last_key) != tag {
+    if mac(key, scope, issued_secs, &last_key) != tag {
         return Err(invalid());
+    }
+    if now_secs.saturating_sub(issued_secs) > TOKEN_TTL_SECS {
+        return Err(ApiError::BadRequest(format!(
+            "Expired NextToken: it was issued more than {TOKEN_TTL_SECS} seconds ago; start the listing again"
+        )));
     }
     Ok(last_key)
 }
@@ -52,9 +80,21 @@ mod tests {
         assert_eq!(read_token(b"k", "sessions", &token).unwrap(), "abc");
         assert!(read_token(b"other", "sessions", &token).is_err());
         assert!(read_token(b"k", "servers", &token).is_err());
-        let forged = format!("{}.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("zzz"), "AAAA");
+        let forged = format!("{}.1.{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("zzz"), "AAAA");
         assert!(read_token(b"k", "sessions", &forged).is_err());
         assert!(read_token(b"k", "sessions", "garbage").is_err());
+        // Moving the issue time forward to dodge expiry breaks the MAC.
+        let old = make_token_at(b"k", "sessions", "abc", 1_000);
+        let bumped = old.replacen(".1000.", ".999999999.", 1);
+        assert!(read_token_at(b"k", "sessions", &bumped, 1_000).is_err());
+    }
+
+    #[test]
+    fn stale_tokens_are_refused() {
+        let token = make_token_at(b"k", "sessions", "abc", 1_000);
+        assert_eq!(read_token_at(b"k", "sessions", &token, 1_000 + TOKEN_TTL_SECS).unwrap(), "abc");
+        let err = read_token_at(b"k", "sessions", &token, 1_001 + TOKEN_TTL_SECS).unwrap_err();
+        assert!(matches!(&err, ApiError::BadRequest(m) if m.starts_with("Expired NextToken")), "{err}");
     }
 
     #[test]

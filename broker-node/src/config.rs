@@ -20,6 +20,13 @@ pub struct NodeConfig {
     pub agent_to_broker_connector_bind_host: String,
     #[serde(default = "default_agent_port")]
     pub agent_to_broker_connector_https_port: u16,
+    /// The DCV Connection Gateway's session resolver (`POST /resolveSession`), off unless enabled.
+    #[serde(default)]
+    pub enable_gateway: bool,
+    #[serde(default = "default_bind_host")]
+    pub gateway_to_broker_connector_bind_host: String,
+    #[serde(default = "default_gateway_port")]
+    pub gateway_to_broker_connector_https_port: u16,
     #[serde(default = "default_bind_host")]
     pub peer_bind_host: String,
     #[serde(default = "default_peer_port")]
@@ -45,6 +52,27 @@ pub struct NodeConfig {
     /// Lifetime of the access tokens `/oauth2/token` issues.
     #[serde(default = "default_token_validity")]
     pub access_token_validity_seconds: u64,
+    /// Sessions on a server whose agent stays unreachable this long end (DELETED) while the server stays.
+    /// Unset: they stay UNKNOWN until the agent returns or the server is removed.
+    #[serde(default)]
+    pub seconds_before_deleting_sessions_unreachable_server: Option<u64>,
+    /// How long DELETED sessions stay visible to DescribeSessions before they are purged.
+    #[serde(default = "default_delete_session_hours")]
+    pub delete_session_duration_hours: f64,
+    /// At most this many AutorunFileArguments per session.
+    #[serde(default = "default_autorun_arguments")]
+    pub autorun_file_arguments_max_size: usize,
+    /// At most this many characters per autorun argument.
+    #[serde(default = "default_autorun_argument_length")]
+    pub autorun_file_arguments_max_argument_length: usize,
+    /// GetSessionScreenshots defaults when a request leaves MaxWidth / MaxHeight out.
+    #[serde(default = "default_screenshot_width")]
+    pub session_screenshot_max_width: u32,
+    #[serde(default = "default_screenshot_height")]
+    pub session_screenshot_max_height: u32,
+    /// `png` or `jpeg`.
+    #[serde(default = "default_screenshot_format")]
+    pub session_screenshot_format: String,
     #[serde(default)]
     pub raft: RaftSettings,
     /// The static membership, bootstrapped once on a fresh cluster.
@@ -120,6 +148,27 @@ fn default_connection_token_minutes() -> u64 {
 fn default_token_validity() -> u64 {
     3600
 }
+fn default_gateway_port() -> u16 {
+    8447
+}
+fn default_delete_session_hours() -> f64 {
+    1.0
+}
+fn default_autorun_arguments() -> usize {
+    50
+}
+fn default_autorun_argument_length() -> usize {
+    150
+}
+fn default_screenshot_width() -> u32 {
+    160
+}
+fn default_screenshot_height() -> u32 {
+    100
+}
+fn default_screenshot_format() -> String {
+    "png".into()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -132,6 +181,41 @@ pub enum ConfigError {
 }
 
 impl NodeConfig {
+    /// A configuration with every default, as an empty file with just these keys would give.
+    pub fn new(node_id: u64, session_manager_working_path: PathBuf, members: Vec<Member>) -> NodeConfig {
+        NodeConfig {
+            node_id,
+            session_manager_working_path,
+            client_to_broker_connector_bind_host: default_bind_host(),
+            client_to_broker_connector_https_port: default_api_port(),
+            agent_to_broker_connector_bind_host: default_bind_host(),
+            agent_to_broker_connector_https_port: default_agent_port(),
+            enable_gateway: false,
+            gateway_to_broker_connector_bind_host: default_bind_host(),
+            gateway_to_broker_connector_https_port: default_gateway_port(),
+            peer_bind_host: default_bind_host(),
+            peer_port: default_peer_port(),
+            ca_file: None,
+            cert_file: None,
+            key_file: None,
+            create_sessions_number_of_retries_on_failure: default_retries(),
+            create_sessions_queue_max_size: default_queue_size(),
+            create_sessions_queue_max_time_seconds: default_queue_time(),
+            seconds_before_deleting_unreachable_dcv_server: default_unreachable_removal(),
+            connect_session_token_duration_minutes: default_connection_token_minutes(),
+            access_token_validity_seconds: default_token_validity(),
+            seconds_before_deleting_sessions_unreachable_server: None,
+            delete_session_duration_hours: default_delete_session_hours(),
+            autorun_file_arguments_max_size: default_autorun_arguments(),
+            autorun_file_arguments_max_argument_length: default_autorun_argument_length(),
+            session_screenshot_max_width: default_screenshot_width(),
+            session_screenshot_max_height: default_screenshot_height(),
+            session_screenshot_format: default_screenshot_format(),
+            raft: RaftSettings::default(),
+            members,
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
         let config: NodeConfig =
@@ -150,6 +234,21 @@ impl NodeConfig {
         {
             return Err("[raft]: need heartbeat-interval-ms < election-timeout-min-ms < election-timeout-max-ms".into());
         }
+        if broker_core::agent_proto::ImageFormat::parse(&self.session_screenshot_format).is_none() {
+            return Err(format!(
+                "session-screenshot-format: expected png or jpeg, got {:?}",
+                self.session_screenshot_format
+            ));
+        }
+        if self.session_screenshot_max_width == 0 || self.session_screenshot_max_height == 0 {
+            return Err("session-screenshot-max-width and session-screenshot-max-height must be greater than 0".into());
+        }
+        if !(self.delete_session_duration_hours >= 0.0 && self.delete_session_duration_hours.is_finite()) {
+            return Err(format!(
+                "delete-session-duration-hours: expected a number of hours >= 0, got {}",
+                self.delete_session_duration_hours
+            ));
+        }
         for side in ["ca-file", "cert-file", "key-file"] {
             let given = [&self.ca_file, &self.cert_file, &self.key_file].iter().filter(|f| f.is_some()).count();
             if given != 0 && given != 3 {
@@ -164,6 +263,9 @@ impl NodeConfig {
     }
     pub fn agent_bind(&self) -> Result<SocketAddr, String> {
         bind_addr(&self.agent_to_broker_connector_bind_host, self.agent_to_broker_connector_https_port)
+    }
+    pub fn gateway_bind(&self) -> Result<SocketAddr, String> {
+        bind_addr(&self.gateway_to_broker_connector_bind_host, self.gateway_to_broker_connector_https_port)
     }
     pub fn peer_bind(&self) -> Result<SocketAddr, String> {
         bind_addr(&self.peer_bind_host, self.peer_port)
@@ -224,9 +326,21 @@ agent-address = "127.0.0.1:6"
     #[test]
     fn defaults_match_the_original_broker() {
         let config = load(GOOD).unwrap();
+        let built = NodeConfig::new(2, "/tmp/x".into(), config.members.clone());
+        assert_eq!(built, config, "NodeConfig::new gives what an empty file gives");
         assert_eq!(config.client_to_broker_connector_https_port, 8443);
         assert_eq!(config.agent_to_broker_connector_https_port, 8445);
         assert_eq!(config.create_sessions_number_of_retries_on_failure, 2);
+        assert_eq!(config.gateway_to_broker_connector_https_port, 8447);
+        assert!(!config.enable_gateway);
+        assert_eq!(
+            (config.autorun_file_arguments_max_size, config.autorun_file_arguments_max_argument_length),
+            (50, 150)
+        );
+        assert_eq!((config.session_screenshot_max_width, config.session_screenshot_max_height), (160, 100));
+        assert_eq!(config.session_screenshot_format, "png");
+        assert_eq!(config.delete_session_duration_hours, 1.0);
+        assert_eq!(config.seconds_before_deleting_sessions_unreachable_server, None);
         assert_eq!(config.raft, RaftSettings::default());
     }
 
@@ -238,6 +352,10 @@ agent-address = "127.0.0.1:6"
         assert!(err.contains("bogus-key"), "{err}");
         let err = load(&GOOD.replace("node-id = 2", "node-id = \"two\"")).unwrap_err().to_string();
         assert!(err.contains("node-id") || err.contains("node_id"), "{err}");
+        let err = load(&format!("session-screenshot-format = \"gif\"\n{GOOD}")).unwrap_err().to_string();
+        assert!(err.contains("session-screenshot-format") && err.contains("gif"), "{err}");
+        let err = load(&format!("delete-session-duration-hours = -1\n{GOOD}")).unwrap_err().to_string();
+        assert!(err.contains("delete-session-duration-hours"), "{err}");
         let err = load(&format!("ca-file = \"/x\"\n{GOOD}")).unwrap_err().to_string();
         assert!(err.contains("give all of"), "{err}");
     }

@@ -29,6 +29,11 @@ pub struct DevOptions {
     pub seconds_before_deleting_unreachable_dcv_server: u64,
     pub create_sessions_queue_max_size: usize,
     pub create_sessions_queue_max_time_seconds: u64,
+    pub create_sessions_number_of_retries_on_failure: u32,
+    pub seconds_before_deleting_sessions_unreachable_server: Option<u64>,
+    pub delete_session_duration_hours: f64,
+    /// Extra `[agent]` lines per agent index (e.g. `simulated_users = ["alice"]`).
+    pub agent_settings: std::collections::BTreeMap<usize, String>,
     /// Children get SIGKILL when the process that started them dies (for `berth dev` itself).
     pub die_with_parent: bool,
 }
@@ -46,6 +51,10 @@ impl DevOptions {
             seconds_before_deleting_unreachable_dcv_server: 1800,
             create_sessions_queue_max_size: 1000,
             create_sessions_queue_max_time_seconds: 1800,
+            create_sessions_number_of_retries_on_failure: 2,
+            seconds_before_deleting_sessions_unreachable_server: None,
+            delete_session_duration_hours: 1.0,
+            agent_settings: Default::default(),
             die_with_parent: false,
         }
     }
@@ -65,6 +74,9 @@ pub struct ClusterInfo {
 pub struct NodeEntry {
     pub id: u64,
     pub api_url: String,
+    /// The DCV Connection Gateway's session resolver (`POST /resolveSession`).
+    #[serde(default)]
+    pub gateway_url: String,
     pub pid: Option<u32>,
 }
 
@@ -78,6 +90,9 @@ pub struct AgentEntry {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Layout {
     members: Vec<Member>,
+    /// The gateway resolver's port per node, in member order.
+    #[serde(default)]
+    gateway_ports: Vec<u16>,
     client_id: Option<String>,
     client_secret: Option<String>,
 }
@@ -149,8 +164,12 @@ impl DevCluster {
                     agent_address: format!("127.0.0.1:{}", free_dual_port()?),
                 });
             }
-            Layout { members, client_id: None, client_secret: None }
+            Layout { members, gateway_ports: Vec::new(), client_id: None, client_secret: None }
         };
+        let mut layout = layout;
+        while layout.gateway_ports.len() < options.nodes {
+            layout.gateway_ports.push(free_tcp_port()?);
+        }
         let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
         for id in 1..=options.nodes as u64 {
             let files = node_tls_files(dir, id);
@@ -210,6 +229,10 @@ impl DevCluster {
         format!("https://{}", self.layout.members[(id - 1) as usize].agent_address)
     }
 
+    pub fn gateway_url(&self, id: u64) -> String {
+        format!("https://127.0.0.1:{}", self.layout.gateway_ports[(id - 1) as usize])
+    }
+
     pub fn api_urls(&self) -> Vec<String> {
         self.layout.members.iter().map(|m| m.api_url.clone()).collect()
     }
@@ -228,26 +251,29 @@ impl DevCluster {
             Ok(address.rsplit(':').next().context("address without port")?.parse()?)
         };
         let files = node_tls_files(&self.options.dir, id);
+        let o = &self.options;
         let config = NodeConfig {
-            node_id: id,
-            session_manager_working_path: self.node_data_dir(id),
             client_to_broker_connector_bind_host: "127.0.0.1".into(),
             client_to_broker_connector_https_port: port(&me.api_url)?,
             agent_to_broker_connector_bind_host: "127.0.0.1".into(),
             agent_to_broker_connector_https_port: port(&me.agent_address)?,
+            enable_gateway: true,
+            gateway_to_broker_connector_bind_host: "127.0.0.1".into(),
+            gateway_to_broker_connector_https_port: self.layout.gateway_ports[(id - 1) as usize],
             peer_bind_host: "127.0.0.1".into(),
             peer_port: port(&me.peer_address)?,
             ca_file: Some(files.ca_file),
             cert_file: Some(files.cert_file),
             key_file: Some(files.key_file),
-            create_sessions_number_of_retries_on_failure: 2,
-            access_token_validity_seconds: self.options.access_token_validity_seconds,
-            connect_session_token_duration_minutes: 60,
-            seconds_before_deleting_unreachable_dcv_server: self.options.seconds_before_deleting_unreachable_dcv_server,
-            create_sessions_queue_max_size: self.options.create_sessions_queue_max_size,
-            create_sessions_queue_max_time_seconds: self.options.create_sessions_queue_max_time_seconds,
-            raft: self.options.raft.clone(),
-            members: self.layout.members.clone(),
+            create_sessions_number_of_retries_on_failure: o.create_sessions_number_of_retries_on_failure,
+            access_token_validity_seconds: o.access_token_validity_seconds,
+            seconds_before_deleting_unreachable_dcv_server: o.seconds_before_deleting_unreachable_dcv_server,
+            seconds_before_deleting_sessions_unreachable_server: o.seconds_before_deleting_sessions_unreachable_server,
+            delete_session_duration_hours: o.delete_session_duration_hours,
+            create_sessions_queue_max_size: o.create_sessions_queue_max_size,
+            create_sessions_queue_max_time_seconds: o.create_sessions_queue_max_time_seconds,
+            raft: o.raft.clone(),
+            ..NodeConfig::new(id, self.node_data_dir(id), self.layout.members.clone())
         };
         let path = self.node_config_path(id);
         std::fs::create_dir_all(path.parent().expect("has parent"))?;
@@ -266,11 +292,12 @@ impl DevCluster {
     fn write_agent_config(&self, index: usize) -> anyhow::Result<()> {
         let brokers: Vec<String> = self.layout.members.iter().map(|m| format!("\"{}\"", m.agent_address)).collect();
         let text = format!(
-            "version = '0.1'\n\n[agent]\nbrokers = [{}]\nca_file = \"{}\"\nserver_id = \"{}\"\nbackend = \"{}\"\n\n[tags]\ndev_agent = \"{}\"\n",
+            "version = '0.1'\n\n[agent]\nbrokers = [{}]\nca_file = \"{}\"\nserver_id = \"{}\"\nbackend = \"{}\"\n{}\n\n[tags]\ndev_agent = \"{}\"\n",
             brokers.join(", "),
             self.ca_file().display(),
             Self::agent_id(index),
             self.options.backend,
+            self.options.agent_settings.get(&index).map(String::as_str).unwrap_or(""),
             index + 1,
         );
         let path = self.agent_config_path(index);
@@ -436,6 +463,7 @@ impl DevCluster {
                 .map(|(index, m)| NodeEntry {
                     id: m.id,
                     api_url: m.api_url.clone(),
+                    gateway_url: self.gateway_url(index as u64 + 1),
                     pid: self.node_pid(index as u64 + 1),
                 })
                 .collect(),

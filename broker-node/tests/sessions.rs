@@ -162,3 +162,67 @@ async fn a_connection_token_is_accepted_only_for_its_user_and_session() {
         h.client.http().post(&verifier).body(format!("sessionId={a}")).send().await.unwrap().text().await.unwrap();
     assert!(missing.contains("required"), "{missing}");
 }
+
+async fn described(h: &Harness, url: &str, id: &str) -> Option<serde_json::Value> {
+    let (_, d) = h.client.post(url, "/describeSessions", &json!({ "SessionIds": [id] })).await.ok()?;
+    d["Sessions"].as_array()?.first().cloned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_creation_that_fails_on_one_host_is_retried_on_another_unless_disabled() {
+    // dev-agent-1's host has no user carol; dev-agent-2's has.
+    let h = start(3, 2, |options| {
+        options.agent_settings.insert(0, "simulated_users = [\"alice\"]".into());
+        options.agent_settings.insert(1, "simulated_users = [\"alice\", \"carol\"]".into());
+    })
+    .await;
+    let (url1, url2) = (h.cluster.api_url(1), h.cluster.api_url(2));
+    // Only dev-agent-1 is open, so the first attempt must land there and fail.
+    h.client.post(&url1, "/closeServers", &json!([{ "ServerId": "dev-agent-2" }])).await.unwrap();
+    let carol = |name: &str, retry: bool| json!([{ "Name": name, "Owner": "carol", "EnqueueRequest": true, "DisableRetryOnFailure": !retry }]);
+    let (_, body) = h.client.post(&url2, "/createSessions", &carol("retried", true)).await.unwrap();
+    let retried = body["SuccessfulList"][0]["Id"].as_str().expect("created").to_owned();
+    let reason =
+        eventually("the failed attempt to send the session back to placement", Duration::from_secs(20), || async {
+            let s = described(&h, &url1, &retried).await?;
+            (s["Substate"] == "SESSION_PLACING" && s["StateReason"].as_str().is_some_and(|r| !r.is_empty()))
+                .then(|| s["StateReason"].as_str().unwrap().to_owned())
+        })
+        .await;
+    assert!(reason.contains("user carol does not exist on this host"), "{reason}");
+    // The host that failed is not tried again; the one that opens takes it.
+    h.client.post(&url1, "/openServers", &json!([{ "ServerId": "dev-agent-2" }])).await.unwrap();
+    wait_ready(&h, &url2, &retried, Duration::from_secs(20)).await;
+    assert_eq!(described(&h, &url1, &retried).await.unwrap()["Server"]["Id"], "dev-agent-2");
+
+    // DisableRetryOnFailure: the first failure is final, with its reason.
+    h.client.post(&url1, "/closeServers", &json!([{ "ServerId": "dev-agent-2", "Force": true }])).await.unwrap();
+    let (_, body) = h.client.post(&url2, "/createSessions", &carol("once", false)).await.unwrap();
+    let once = body["SuccessfulList"][0]["Id"].as_str().expect("created").to_owned();
+    let final_reason = eventually("the session to fail without a retry", Duration::from_secs(20), || async {
+        let s = described(&h, &url1, &once).await?;
+        (s["State"] == "DELETED").then(|| s["StateReason"].as_str().unwrap_or("").to_owned())
+    })
+    .await;
+    assert!(final_reason.contains("user carol does not exist on this host"), "{final_reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_sessions_stay_visible_for_the_configured_time_then_are_purged() {
+    // 0.001 hours: 3.6 seconds.
+    let h = start(3, 1, |options| options.delete_session_duration_hours = 0.001).await;
+    let (url1, url3) = (h.cluster.api_url(1), h.cluster.api_url(3));
+    let id = create_session(&h, &url1, "short-lived").await;
+    wait_ready(&h, &url1, &id, Duration::from_secs(20)).await;
+    let (_, body) =
+        h.client.post(&url1, "/deleteSessions", &json!([{ "SessionId": id, "Force": true }])).await.unwrap();
+    assert_eq!(body["SuccessfulList"][0]["State"], "DELETED", "{body}");
+    let deleted_at = tokio::time::Instant::now();
+    assert_eq!(described(&h, &url3, &id).await.expect("still visible")["State"], "DELETED");
+    eventually("the DELETED session to be purged", Duration::from_secs(30), || async {
+        let (status, d) = h.client.post(&url3, "/describeSessions", &json!({ "SessionIds": [id] })).await.ok()?;
+        (status == 200 && d["Sessions"] == json!([])).then_some(())
+    })
+    .await;
+    assert!(deleted_at.elapsed() >= Duration::from_secs(3), "purged before delete-session-duration-hours passed");
+}

@@ -62,11 +62,75 @@ pub enum BrokerRequest {
     DeleteSession {
         session_id: String,
     },
+    /// A screenshot of the session's screens, scaled to fit the box and never above the real resolution.
+    GetScreenshot {
+        session_id: String,
+        max_width: u32,
+        max_height: u32,
+        format: ImageFormat,
+    },
+    /// Replaces the session's permissions file (base64 of a DCV permissions file; None: the default).
+    UpdatePermissions {
+        session_id: String,
+        permissions_file: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ImageFormat {
+    Png,
+    Jpeg,
+}
+
+impl ImageFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpeg",
+        }
+    }
+
+    /// Reads `png` or `jpeg` (also `jpg`), case-insensitively.
+    pub fn parse(text: &str) -> Option<ImageFormat> {
+        match text.to_ascii_lowercase().as_str() {
+            "png" => Some(ImageFormat::Png),
+            "jpeg" | "jpg" => Some(ImageFormat::Jpeg),
+            _ => None,
+        }
+    }
+}
+
+/// One screen of a session, encoded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScreenImage {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+    pub primary: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AgentReply {
-    Created { session_id: String },
-    Deleted { session_id: String },
-    Failed { session_id: String, reason: String },
+    Created {
+        session_id: String,
+    },
+    Deleted {
+        session_id: String,
+    },
+    Failed {
+        session_id: String,
+        reason: String,
+    },
+    Screenshot {
+        session_id: String,
+        images: Vec<ScreenImage>,
+    },
+    PermissionsUpdated {
+        session_id: String,
+    },
+    /// The agent does not run this session.
+    NoSuchSession {
+        session_id: String,
+    },
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{ApiClient, ServerInfo, Session, SessionSpec, SessionState, UnixMillis};
+use crate::model::{ApiClient, AuthServer, ServerInfo, Session, SessionSpec, SessionState, UnixMillis};
 
 /// One session to create, with the id the proposer chose.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -94,6 +94,30 @@ pub enum Command {
         server_ids: Vec<String>,
         now: UnixMillis,
     },
+    /// `berth admin unregister-api-client`: its tokens stop working at once.
+    UnregisterApiClient {
+        client_id: String,
+    },
+    /// `berth admin register-auth-server`: tokens signed with the keys published at the URL are accepted.
+    RegisterAuthServer {
+        server: AuthServer,
+    },
+    UnregisterAuthServer {
+        url: String,
+    },
+    /// DELETED sessions older than `delete-session-duration-hours`, forgotten for good. Apply skips any that
+    /// is not DELETED.
+    PurgeSessions {
+        session_ids: Vec<String>,
+        now: UnixMillis,
+    },
+    /// UpdateSessionPermissions, after the agent applied it: the new permissions file (base64) is kept so a
+    /// session re-created on another agent gets it too.
+    SetSessionPermissions {
+        session_id: String,
+        permissions_file: Option<String>,
+        now: UnixMillis,
+    },
 }
 
 /// Delete one session. `owner`, when given, must match. `force` ends it in the broker at once, even when its
@@ -148,6 +172,11 @@ impl Command {
             Command::SessionsDeleted { .. } => "SessionsDeleted",
             Command::SetServersReachable { .. } => "SetServersReachable",
             Command::RemoveServers { .. } => "RemoveServers",
+            Command::UnregisterApiClient { .. } => "UnregisterApiClient",
+            Command::RegisterAuthServer { .. } => "RegisterAuthServer",
+            Command::UnregisterAuthServer { .. } => "UnregisterAuthServer",
+            Command::PurgeSessions { .. } => "PurgeSessions",
+            Command::SetSessionPermissions { .. } => "SetSessionPermissions",
         }
     }
 }
@@ -163,6 +192,10 @@ pub enum Rejection {
     WrongState { session_id: String, state: String },
     #[error("client id {0} is already registered")]
     DuplicateClient(String),
+    #[error("no API client with id {0}")]
+    UnknownClient(String),
+    #[error("no authorization server registered with URL {0}")]
+    UnknownAuthServer(String),
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

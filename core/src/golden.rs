@@ -124,6 +124,21 @@ mod tests {
                 Command::SetServersReachable { changes: vec![("s".into(), false)], now: UnixMillis(12) },
             ),
             ("RemoveServers", Command::RemoveServers { server_ids: vec!["s".into()], now: UnixMillis(13) }),
+            ("UnregisterApiClient", Command::UnregisterApiClient { client_id: "c".into() }),
+            (
+                "RegisterAuthServer",
+                Command::RegisterAuthServer { server: AuthServer { url: "u".into(), registered: UnixMillis(15) } },
+            ),
+            ("UnregisterAuthServer", Command::UnregisterAuthServer { url: "u".into() }),
+            ("PurgeSessions", Command::PurgeSessions { session_ids: vec!["a".into()], now: UnixMillis(16) }),
+            (
+                "SetSessionPermissions",
+                Command::SetSessionPermissions {
+                    session_id: "a".into(),
+                    permissions_file: Some("p".into()),
+                    now: UnixMillis(17),
+                },
+            ),
         ]
     }
 
@@ -143,6 +158,11 @@ mod tests {
         ("SessionsDeleted", "0c010161016216"),
         ("SetServersReachable", "0d0101730018"),
         ("RemoveServers", "0e0101731a"),
+        ("UnregisterApiClient", "0f0163"),
+        ("RegisterAuthServer", "1001751e"),
+        ("UnregisterAuthServer", "110175"),
+        ("PurgeSessions", "1201016120"),
+        ("SetSessionPermissions", "13016101017022"),
     ];
 
     fn encode(command: &Command) -> String {

@@ -107,6 +107,8 @@ pub struct Session {
     pub num_of_connections: u64,
     /// Servers on which creation already failed; placement avoids them.
     pub failed_servers: Vec<String>,
+    /// When the session became DELETED; it is purged `delete-session-duration-hours` later.
+    pub ended_at: Option<UnixMillis>,
 }
 
 impl Session {
@@ -300,4 +302,12 @@ pub struct ApiClient {
     pub secret_salt: String,
     pub secret_sha256: String,
     pub created: UnixMillis,
+}
+
+/// An external OAuth2 authorization server registered with `berth admin register-auth-server`: the API accepts
+/// the tokens it signs, with the keys published at `url` (a JWKS document).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthServer {
+    pub url: String,
+    pub registered: UnixMillis,
 }

@@ -1,7 +1,7 @@
 //! Describe queries: which sessions and servers a DescribeSessions / DescribeServers page holds. Pages walk by
 //! id, so an item that exists for the whole walk is seen exactly once whatever changes meanwhile.
 
-use crate::model::{Server, Session};
+use crate::model::{EndpointProtocol, Server, Session, SessionState};
 use crate::state::ClusterState;
 
 /// A DescribeSessions filter.
@@ -101,6 +101,53 @@ pub fn servers<'a>(state: &'a ClusterState, ids: &[String], after: Option<&str>,
     } else {
         page(by_ids(ids, after, |id| state.server(id), server_id).into_iter(), server_id, limit)
     }
+}
+
+/// Where the DCV Connection Gateway sends a client of a session (`POST /resolveSession`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    pub session_id: String,
+    pub protocol: EndpointProtocol,
+    pub address: String,
+    pub port: u16,
+    pub web_url_path: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("The requested dcvSession does not exist")]
+    UnknownSession,
+    #[error("The session is not ready (state {0})")]
+    NotReady(&'static str),
+    #[error("The session's server has no {0} endpoint")]
+    NoEndpoint(&'static str),
+}
+
+/// The endpoint of a READY session's server for `protocol`.
+pub fn resolve_session(
+    state: &ClusterState,
+    session_id: &str,
+    protocol: EndpointProtocol,
+) -> Result<Resolution, ResolveError> {
+    let session =
+        state.session(session_id).filter(|s| s.state != SessionState::Deleted).ok_or(ResolveError::UnknownSession)?;
+    if session.state != SessionState::Ready {
+        return Err(ResolveError::NotReady(session.state.as_api_str()));
+    }
+    let server = session.server_id.as_deref().and_then(|id| state.server(id)).ok_or(ResolveError::UnknownSession)?;
+    let endpoint = server
+        .info
+        .endpoints
+        .iter()
+        .find(|e| e.protocol == protocol)
+        .ok_or(ResolveError::NoEndpoint(protocol.as_api_str()))?;
+    Ok(Resolution {
+        session_id: session.id.clone(),
+        protocol,
+        address: endpoint.ip_address.clone(),
+        port: endpoint.port,
+        web_url_path: endpoint.web_url_path.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -205,5 +252,37 @@ mod tests {
         assert_eq!(SessionFilter::parse("tag:k", "v"), Ok(SessionFilter::Tag("k".into(), "v".into())));
         let err = SessionFilter::parse("color", "red").unwrap_err();
         assert_eq!(err.to_string(), "Unsupported filter 'color': use owner or tag:<key>");
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+    use crate::command::{Command, NewSession, Placement};
+    use crate::model::{Endpoint, ServerInfo, SessionSpec, UnixMillis};
+
+    #[test]
+    fn resolution_table() {
+        let mut state = ClusterState::default();
+        let endpoint =
+            |protocol, port| Endpoint { ip_address: "10.0.0.5".into(), port, protocol, web_url_path: "/dcv".into() };
+        let info = ServerInfo {
+            id: "s1".into(),
+            endpoints: vec![endpoint(EndpointProtocol::Http, 8443), endpoint(EndpointProtocol::Quic, 8444)],
+            ..Default::default()
+        };
+        state.apply(&Command::UpsertServer { server: Box::new(info), now: UnixMillis(0) });
+        let spec = SessionSpec { name: "n".into(), owner: "o".into(), ..Default::default() };
+        let sessions = ["ready", "waiting"].map(|id| NewSession { id: id.into(), spec: spec.clone() }).to_vec();
+        state.apply(&Command::CreateSessions { request_id: "r".into(), now: UnixMillis(0), sessions });
+        let placements = vec![Placement { session_id: "ready".into(), server_id: "s1".into() }];
+        state.apply(&Command::PlaceSessions { now: UnixMillis(0), placements });
+        state.apply(&Command::SessionReady { session_id: "ready".into(), server_id: "s1".into(), now: UnixMillis(1) });
+
+        let http = resolve_session(&state, "ready", EndpointProtocol::Http).unwrap();
+        assert_eq!((http.address.as_str(), http.port, http.web_url_path.as_str()), ("10.0.0.5", 8443, "/dcv"));
+        assert_eq!(resolve_session(&state, "ready", EndpointProtocol::Quic).unwrap().port, 8444);
+        assert_eq!(resolve_session(&state, "nope", EndpointProtocol::Http), Err(ResolveError::UnknownSession));
+        assert_eq!(resolve_session(&state, "waiting", EndpointProtocol::Http), Err(ResolveError::NotReady("CREATING")));
     }
 }

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::command::{
     Command, DeleteError, Deletion, NewSession, OpenChange, Placement, Rejection, Response, ServerChangeError,
 };
-use crate::model::{ApiClient, Server, ServerInfo, Session, SessionState, SessionType, Substate, UnixMillis};
+use crate::model::{
+    ApiClient, AuthServer, Server, ServerInfo, Session, SessionState, SessionType, Substate, UnixMillis,
+};
 
 pub const UNREACHABLE_REASON: &str = "The broker cannot reach the session's agent";
 pub const REMOVED_REASON: &str = "The server was removed after its agent stayed unreachable";
@@ -34,6 +36,10 @@ pub struct ClusterState {
     deleting: BTreeSet<String>,
     /// Sessions bound to a server whose agent has not confirmed them yet (PENDING_PREPARATION).
     preparing: BTreeSet<String>,
+    /// DELETED sessions by the time they ended, oldest first, for the purge after `delete-session-duration-hours`.
+    ended: BTreeSet<(UnixMillis, String)>,
+    /// External authorization servers whose tokens the API accepts, by JWKS URL.
+    auth_servers: BTreeMap<String, AuthServer>,
 }
 
 impl ClusterState {
@@ -51,11 +57,11 @@ impl ClusterState {
             Command::CreateSessions { request_id, now, sessions } => self.create_sessions(request_id, *now, sessions),
             Command::PlaceSessions { now, placements } => self.place_sessions(*now, placements),
             Command::SessionReady { session_id, server_id, now: _ } => self.session_ready(session_id, server_id),
-            Command::SessionFailed { session_id, server_id, reason, max_attempts, now: _ } => {
-                self.session_failed(session_id, server_id, reason, *max_attempts)
+            Command::SessionFailed { session_id, server_id, reason, max_attempts, now } => {
+                self.session_failed(session_id, server_id, reason, *max_attempts, *now)
             }
             Command::UpsertServer { server, now } => self.upsert_server(server, *now),
-            Command::PlacementFailed { sessions, now: _ } => self.placement_failed(sessions),
+            Command::PlacementFailed { sessions, now } => self.placement_failed(sessions, *now),
             Command::SessionsReady { sessions, now: _ } => {
                 // Each confirmation is checked on its own; a stale one is skipped, not fatal to the batch.
                 for (session_id, server_id) in sessions {
@@ -66,8 +72,8 @@ impl ClusterState {
             Command::SetServersOpen { changes, now } => {
                 Response::ServersChanged { results: changes.iter().map(|c| self.set_open(c, *now)).collect() }
             }
-            Command::DeleteSessions { deletions, now: _ } => {
-                Response::SessionsDeleting { results: deletions.iter().map(|d| self.delete_session(d)).collect() }
+            Command::DeleteSessions { deletions, now } => {
+                Response::SessionsDeleting { results: deletions.iter().map(|d| self.delete_session(d, *now)).collect() }
             }
             Command::SetServersReachable { changes, now } => {
                 for (server_id, reachable) in changes {
@@ -75,24 +81,78 @@ impl ClusterState {
                 }
                 Response::Ok
             }
-            Command::RemoveServers { server_ids, now: _ } => {
+            Command::RemoveServers { server_ids, now } => {
                 for server_id in server_ids {
-                    self.remove_server(server_id);
+                    self.remove_server(server_id, *now);
                 }
                 Response::Ok
             }
-            Command::SessionsDeleted { sessions, now: _ } => {
+            Command::SessionsDeleted { sessions, now } => {
                 for (session_id, server_id) in sessions {
                     let confirmed = self.sessions.get(session_id).is_some_and(|s| {
                         s.state == SessionState::Deleting && s.server_id.as_deref() == Some(server_id.as_str())
                     });
                     if confirmed {
-                        self.end_session(session_id, None);
+                        self.end_session(session_id, None, *now);
                     }
                 }
                 Response::Ok
             }
+            Command::UnregisterApiClient { client_id } => match self.api_clients.remove(client_id) {
+                Some(_) => Response::Ok,
+                None => Response::Rejected(Rejection::UnknownClient(client_id.clone())),
+            },
+            Command::RegisterAuthServer { server } => {
+                // Registering the same URL again keeps the first registration (a retried proposal is harmless).
+                self.auth_servers.entry(server.url.clone()).or_insert_with(|| server.clone());
+                Response::Ok
+            }
+            Command::UnregisterAuthServer { url } => match self.auth_servers.remove(url) {
+                Some(_) => Response::Ok,
+                None => Response::Rejected(Rejection::UnknownAuthServer(url.clone())),
+            },
+            Command::PurgeSessions { session_ids, now: _ } => {
+                for session_id in session_ids {
+                    self.purge_session(session_id);
+                }
+                Response::Ok
+            }
+            Command::SetSessionPermissions { session_id, permissions_file, now: _ } => {
+                match self.sessions.get_mut(session_id) {
+                    Some(session) if session.state != SessionState::Deleted => {
+                        session.spec.permissions_file = permissions_file.clone();
+                        Response::Ok
+                    }
+                    _ => Response::Rejected(Rejection::UnknownSession(session_id.clone())),
+                }
+            }
         }
+    }
+
+    /// Forgets a DELETED session for good; a session in any other state is kept.
+    fn purge_session(&mut self, session_id: &str) {
+        let Some(session) = self.sessions.get(session_id) else { return };
+        if session.state != SessionState::Deleted {
+            return;
+        }
+        if let Some(ended_at) = session.ended_at {
+            self.ended.remove(&(ended_at, session_id.to_owned()));
+        }
+        self.sessions.remove(session_id);
+    }
+
+    /// Marks `session_id` DELETED at `now` (the caller has already released capacity and indexes).
+    fn mark_deleted(&mut self, session_id: &str, reason: Option<String>, now: UnixMillis) {
+        let Some(session) = self.sessions.get_mut(session_id) else { return };
+        session.state = SessionState::Deleted;
+        session.substate = None;
+        if reason.is_some() {
+            session.state_reason = reason;
+        }
+        if let Some(previous) = session.ended_at.replace(now) {
+            self.ended.remove(&(previous, session_id.to_owned()));
+        }
+        self.ended.insert((now, session_id.to_owned()));
     }
 
     /// An agent lost or found again. Its ready sessions are UNKNOWN while the broker cannot reach it.
@@ -116,7 +176,7 @@ impl ClusterState {
         }
     }
 
-    fn remove_server(&mut self, server_id: &str) {
+    fn remove_server(&mut self, server_id: &str, now: UnixMillis) {
         if self.servers.remove(server_id).is_none() {
             return;
         }
@@ -127,11 +187,11 @@ impl ClusterState {
             .map(|s| s.id.clone())
             .collect();
         for session_id in ended {
-            self.end_session(&session_id, Some(REMOVED_REASON.to_owned()));
+            self.end_session(&session_id, Some(REMOVED_REASON.to_owned()), now);
         }
     }
 
-    fn delete_session(&mut self, deletion: &Deletion) -> Result<SessionState, DeleteError> {
+    fn delete_session(&mut self, deletion: &Deletion, now: UnixMillis) -> Result<SessionState, DeleteError> {
         let session = self.sessions.get(&deletion.session_id).ok_or(DeleteError::NotFound)?;
         if session.state == SessionState::Deleted {
             return Err(DeleteError::NotFound);
@@ -141,7 +201,7 @@ impl ClusterState {
         }
         if session.server_id.is_none() || deletion.force {
             // Nothing runs yet, or the caller forces it: the session ends in the broker now.
-            self.end_session(&deletion.session_id, None);
+            self.end_session(&deletion.session_id, None, now);
             return Ok(SessionState::Deleted);
         }
         let session = self.sessions.get_mut(&deletion.session_id).expect("checked above");
@@ -153,19 +213,16 @@ impl ClusterState {
     }
 
     /// Marks a session DELETED, frees its server's capacity and takes it out of every work index.
-    fn end_session(&mut self, session_id: &str, reason: Option<String>) {
+    fn end_session(&mut self, session_id: &str, reason: Option<String>, now: UnixMillis) {
         self.dequeue_from_placement(session_id);
         self.deleting.remove(session_id);
         self.preparing.remove(session_id);
         let Some(session) = self.sessions.get_mut(session_id) else { return };
         let kind = session.spec.kind();
         let held = session.holds_capacity();
-        session.state = SessionState::Deleted;
-        session.substate = None;
-        if reason.is_some() {
-            session.state_reason = reason;
-        }
-        if let (true, Some(server_id)) = (held, session.server_id.clone()) {
+        let server_id = session.server_id.clone();
+        self.mark_deleted(session_id, reason, now);
+        if let (true, Some(server_id)) = (held, server_id) {
             if let Some(server) = self.servers.get_mut(&server_id) {
                 release(server, kind);
             }
@@ -216,6 +273,7 @@ impl ClusterState {
                 last_disconnection_time: None,
                 num_of_connections: 0,
                 failed_servers: Vec::new(),
+                ended_at: None,
             };
             self.enqueue_for_placement(&new.id);
             self.sessions.insert(new.id.clone(), session.clone());
@@ -305,7 +363,14 @@ impl ClusterState {
     }
 
     /// A creation failed on `server_id`: free the reservation, then place again elsewhere or give up.
-    fn session_failed(&mut self, session_id: &str, server_id: &str, reason: &str, max_attempts: u32) -> Response {
+    fn session_failed(
+        &mut self,
+        session_id: &str,
+        server_id: &str,
+        reason: &str,
+        max_attempts: u32,
+        now: UnixMillis,
+    ) -> Response {
         let Some(session) = self.sessions.get(session_id) else {
             return Response::Rejected(Rejection::UnknownSession(session_id.to_owned()));
         };
@@ -330,14 +395,12 @@ impl ClusterState {
             session.state_reason = Some(reason.to_owned());
             self.enqueue_for_placement(session_id);
         } else {
-            session.state = SessionState::Deleted;
-            session.substate = None;
-            session.state_reason = Some(reason.to_owned());
+            self.mark_deleted(session_id, Some(reason.to_owned()), now);
         }
         Response::Retried(retry)
     }
 
-    fn placement_failed(&mut self, failures: &[(String, String)]) -> Response {
+    fn placement_failed(&mut self, failures: &[(String, String)], now: UnixMillis) -> Response {
         for (session_id, reason) in failures {
             let still_placing = self
                 .sessions
@@ -347,10 +410,7 @@ impl ClusterState {
                 continue;
             }
             self.dequeue_from_placement(session_id);
-            let session = self.sessions.get_mut(session_id).expect("checked above");
-            session.state = SessionState::Deleted;
-            session.substate = None;
-            session.state_reason = Some(reason.clone());
+            self.mark_deleted(session_id, Some(reason.clone()), now);
         }
         Response::Ok
     }
@@ -392,6 +452,15 @@ impl ClusterState {
 
     pub fn api_clients(&self) -> impl Iterator<Item = &ApiClient> {
         self.api_clients.values()
+    }
+
+    pub fn auth_servers(&self) -> impl Iterator<Item = &AuthServer> {
+        self.auth_servers.values()
+    }
+
+    /// Up to `limit` DELETED sessions that ended before `cutoff`, oldest first: the next purge.
+    pub fn ended_before(&self, cutoff: UnixMillis, limit: usize) -> Vec<String> {
+        self.ended.iter().take_while(|(ended_at, _)| *ended_at < cutoff).take(limit).map(|(_, id)| id.clone()).collect()
     }
 
     pub fn session(&self, id: &str) -> Option<&Session> {

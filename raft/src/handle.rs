@@ -2,7 +2,7 @@
 //! retried through elections until a deadline), linearizable read barriers, local reads and status.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use broker_core::{ClusterState, Command, NodeId, Response};
@@ -12,7 +12,9 @@ use openraft::ServerState;
 use tokio::time::Instant;
 
 use crate::peer::{ForwardError, PeerRequest, PeerResponse};
+use crate::relay::{AgentRelay, RelayError};
 use crate::types::{BerthNode, Raft};
+use broker_core::agent_proto::{AgentReply, BrokerRequest};
 
 /// Why a write or a linearizable read could not be served. Every variant but `Fatal` means "try again".
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +47,8 @@ pub struct ClusterHandle {
     peers: ConnectionPool,
     state: Arc<RwLock<ClusterState>>,
     deadline: Duration,
+    /// Installed once by the node: how this node, when leader, reaches its agents.
+    relay: Arc<OnceLock<Arc<dyn AgentRelay>>>,
 }
 
 /// The pause between two attempts while a leader is being elected.
@@ -58,7 +62,7 @@ impl ClusterHandle {
         state: Arc<RwLock<ClusterState>>,
         deadline: Duration,
     ) -> Self {
-        ClusterHandle { raft, node_id, peers, state, deadline }
+        ClusterHandle { raft, node_id, peers, state, deadline, relay: Arc::default() }
     }
 
     pub fn raft(&self) -> &Raft {
@@ -132,6 +136,53 @@ impl ClusterHandle {
                 self.peers.invalidate(&leader.peer_address);
                 Err(Attempt::Retry)
             }
+        }
+    }
+
+    /// Installs how the leader's actors reach agents; later calls are ignored (one node, one actor tree slot).
+    pub fn set_agent_relay(&self, relay: Arc<dyn AgentRelay>) {
+        let _ = self.relay.set(relay);
+    }
+
+    /// Sends `request` to the agent of `server_id` through whichever node leads, retrying through elections
+    /// until the deadline. Agent failures are final: the request may have had an effect, so it is not resent.
+    pub async fn agent_call(&self, server_id: &str, request: BrokerRequest) -> Result<AgentReply, RelayError> {
+        let deadline = Instant::now() + self.deadline;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(RelayError::Unavailable(self.deadline.as_millis() as u64));
+            }
+            let attempt = if self.is_leader() {
+                self.leader_agent_call(server_id.to_owned(), request.clone()).await
+            } else {
+                match self.leader() {
+                    Some((leader, node)) if leader != self.node_id => {
+                        let ask = PeerRequest::AgentCall { server_id: server_id.to_owned(), request: request.clone() };
+                        match self.ask_leader(leader, &node, ask, remaining).await {
+                            Ok(PeerResponse::AgentCall(answer)) => answer,
+                            _ => Err(RelayError::NotLeader),
+                        }
+                    }
+                    _ => Err(RelayError::NotLeader),
+                }
+            };
+            match attempt {
+                Err(RelayError::NotLeader) => tokio::time::sleep(RETRY_PAUSE.min(remaining)).await,
+                other => return other,
+            }
+        }
+    }
+
+    /// On the leader: hands the request to the local actor tree. `NotLeader` elsewhere.
+    pub(crate) async fn leader_agent_call(
+        &self,
+        server_id: String,
+        request: BrokerRequest,
+    ) -> Result<AgentReply, RelayError> {
+        match self.relay.get() {
+            Some(relay) if self.is_leader() => relay.call(server_id, request).await,
+            _ => Err(RelayError::NotLeader),
         }
     }
 

@@ -4,11 +4,13 @@
 pub mod handle;
 pub mod network;
 pub mod peer;
+pub mod relay;
 pub mod server;
 pub mod storage;
 pub mod types;
 
 pub use handle::{ClusterError, ClusterHandle, ClusterStatus};
 pub use peer::PEER_ALPN;
+pub use relay::{AgentRelay, RelayError};
 pub use storage::{open_storage, LogStore, StateMachineStore, StateReader, StorageOpenError};
 pub use types::{BerthNode, Raft, TypeConfig};

@@ -1,7 +1,8 @@
 //! The peer protocol between broker nodes: Raft RPCs, writes forwarded to the leader, and read-index requests.
 //! One QUIC stream per request, bincode on the wire.
 
-use broker_core::{Command, NodeId, Response};
+use broker_core::agent_proto::{AgentReply, BrokerRequest};
+use broker_core::{ApiClient, AuthServer, Command, NodeId, Response};
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
@@ -9,6 +10,7 @@ use openraft::raft::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::relay::RelayError;
 use crate::types::TypeConfig;
 
 pub const PEER_ALPN: &[u8] = b"berth-peer/1";
@@ -23,6 +25,25 @@ pub enum PeerRequest {
     ClientWrite(Command),
     /// A follower asks the leader for a linearizable read point.
     ReadIndex,
+    /// A request for the agent of `server_id`, which only the leader can reach.
+    AgentCall {
+        server_id: String,
+        request: BrokerRequest,
+    },
+    /// `berth admin` reads the replicated state (linearizable: the node answering waits for a read barrier).
+    AdminRead(AdminQuery),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminQuery {
+    ApiClients,
+    AuthServers,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AdminAnswer {
+    ApiClients(Vec<ApiClient>),
+    AuthServers(Vec<AuthServer>),
 }
 
 /// Why the leader could not serve a forwarded request.
@@ -41,4 +62,6 @@ pub enum PeerResponse {
     InstallSnapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     ClientWrite(Result<(u64, Response), ForwardError>),
     ReadIndex(Result<u64, ForwardError>),
+    AgentCall(Result<AgentReply, RelayError>),
+    AdminRead(Result<AdminAnswer, ForwardError>),
 }

@@ -6,7 +6,7 @@ use broker_transport::frame::{read_request, write_response};
 use openraft::error::{ClientWriteError, RaftError};
 
 use crate::handle::{Attempt, ClusterHandle};
-use crate::peer::{ForwardError, PeerRequest, PeerResponse};
+use crate::peer::{AdminAnswer, AdminQuery, ForwardError, PeerRequest, PeerResponse};
 
 /// How long the leader works on one forwarded request before the follower retries.
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -68,6 +68,19 @@ async fn dispatch(handle: &ClusterHandle, request: PeerRequest) -> PeerResponse 
                 Err(Attempt::Fatal(reason)) => Err(ForwardError::Fatal(reason)),
             };
             PeerResponse::ReadIndex(result)
+        }
+        PeerRequest::AgentCall { server_id, request } => {
+            PeerResponse::AgentCall(handle.leader_agent_call(server_id, request).await)
+        }
+        PeerRequest::AdminRead(query) => {
+            let result = match handle.read_barrier().await {
+                Ok(()) => Ok(handle.read(|state| match query {
+                    AdminQuery::ApiClients => AdminAnswer::ApiClients(state.api_clients().cloned().collect()),
+                    AdminQuery::AuthServers => AdminAnswer::AuthServers(state.auth_servers().cloned().collect()),
+                })),
+                Err(e) => Err(ForwardError::Fatal(e.to_string())),
+            };
+            PeerResponse::AdminRead(result)
         }
     }
 }
