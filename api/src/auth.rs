@@ -1,12 +1,19 @@
-//! Authentication: API client secrets (salted SHA-256, compared in constant time), and the cluster's JWT access
-//! tokens, signed with the key held in the replicated state so that every node verifies them.
+//! Authentication: API client secrets (salted SHA-256, compared in constant time), the cluster's JWT access
+//! tokens, signed with the key held in the replicated state so that every node verifies them, and the bearer
+//! check in front of every API call (cluster tokens of still-registered clients, or tokens of a registered
+//! external authorization server, see `jwks.rs`).
 
+use axum::http::HeaderMap;
 use base64::Engine;
 use broker_core::{ApiClient, UnixMillis};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::jwks::{ExternalIdentity, JwksCache};
+use crate::ApiState;
 
 /// The audience every Berth access token carries; tokens for anything else are refused.
 pub const AUDIENCE: &str = "berth-session-manager-api";
@@ -31,6 +38,10 @@ pub enum AuthError {
     BadToken(String),
     #[error("cannot sign the token: {0}")]
     Signing(String),
+    #[error("The client this token was issued to is no longer registered")]
+    UnregisteredClient,
+    #[error("no signing key has been replicated to this node yet")]
+    NoSigningKey,
 }
 
 fn secret_digest(salt: &str, secret: &str) -> String {
@@ -223,5 +234,118 @@ mod connection_tests {
         let api_token = issue_token(&key, "alice", now, 60).unwrap();
         assert!(verify_connection_token(&key, &api_token, "s1").is_err(), "an API token is no connection token");
         assert!(verify_token(&key, &token).is_err(), "a connection token is no API token");
+    }
+}
+
+/// Who a bearer token speaks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    /// An API client registered in this cluster (a token from `/oauth2/token`).
+    Client(String),
+    /// A token signed by a registered external authorization server.
+    External(ExternalIdentity),
+}
+
+/// A bearer token whose signature, audience and lifetime hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verified {
+    Cluster(Claims),
+    External(ExternalIdentity),
+}
+
+/// Verifies a bearer token: HS256 tokens only with the cluster key (never with a key of an authorization
+/// server), everything else only with the keys of the registered authorization servers (`auth_servers`, JWKS
+/// URLs), which accept RS256 and ES256 alone.
+pub async fn verify_bearer(
+    cluster_key: Option<&[u8]>,
+    jwks: &JwksCache,
+    auth_servers: &[String],
+    token: &str,
+) -> Result<Verified, AuthError> {
+    // `decode_header` fails on algorithms it does not know (`none`); those go to the external check, which
+    // names the refused algorithm.
+    if jsonwebtoken::decode_header(token).is_ok_and(|header| header.alg == Algorithm::HS256) {
+        let key = cluster_key.ok_or(AuthError::NoSigningKey)?;
+        return verify_token(key, token).map(Verified::Cluster);
+    }
+    jwks.verify(token, auth_servers).await.map(Verified::External).map_err(|e| AuthError::BadToken(e.to_string()))
+}
+
+/// The check in front of every authenticated API call: `Authorization: Bearer <token>`, verified, and for a
+/// cluster token, issued to a client that is still registered (unregistering a client ends its tokens).
+pub async fn authorize(state: &ApiState, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let header = headers.get(axum::http::header::AUTHORIZATION).ok_or(ApiError::NoAuthorizationHeader)?;
+    let header = header.to_str().map_err(|_| ApiError::Unauthorized("Malformed authorization header".into()))?;
+    let token = header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::Unauthorized("The authorization header must carry a Bearer token".into()))?
+        .trim();
+    let (key, auth_servers) = state.cluster.read(|s| {
+        (s.signing_key().map(<[u8]>::to_vec), s.auth_servers().map(|server| server.url.clone()).collect::<Vec<_>>())
+    });
+    let verified = verify_bearer(key.as_deref(), &state.jwks, &auth_servers, token).await.map_err(|e| match e {
+        AuthError::NoSigningKey => ApiError::NotReady("no signing key has been replicated to this node yet"),
+        other => ApiError::Unauthorized(other.to_string()),
+    })?;
+    match verified {
+        Verified::Cluster(claims) => {
+            let registered = || state.cluster.read(|s| s.api_client(&claims.sub).is_some());
+            if !registered() {
+                // Registered a moment ago through another node (the token came from there): catch up first.
+                state.cluster.read_barrier().await?;
+                if !registered() {
+                    return Err(ApiError::Unauthorized(AuthError::UnregisteredClient.to_string()));
+                }
+            }
+            Ok(Principal::Client(claims.sub))
+        }
+        Verified::External(identity) => {
+            state.jwks.retain_only(&auth_servers);
+            Ok(Principal::External(identity))
+        }
+    }
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::*;
+    use crate::jwks::testing::*;
+    use crate::jwks::JwksSettings;
+
+    #[tokio::test]
+    async fn each_kind_of_token_is_verified_with_its_own_keys_only() {
+        install_provider();
+        let rsa = TestKey::rsa("r1");
+        let server = JwksServer::start(vec![rsa.jwk.clone()]).await;
+        let jwks = JwksCache::new(JwksSettings::default());
+        let key = new_signing_key();
+        let registered = vec![server.url.clone()];
+
+        let cluster_token = issue_token(&key, "c1", now(), 60).unwrap();
+        let verified = verify_bearer(Some(&key), &jwks, &registered, &cluster_token).await.unwrap();
+        assert!(matches!(verified, Verified::Cluster(claims) if claims.sub == "c1"));
+        assert_eq!(verify_bearer(None, &jwks, &registered, &cluster_token).await, Err(AuthError::NoSigningKey));
+
+        let external = rsa.sign(&claims(AUDIENCE, now() + 300));
+        let verified = verify_bearer(Some(&key), &jwks, &registered, &external).await.unwrap();
+        assert!(matches!(verified, Verified::External(identity) if identity.auth_server == server.url));
+        assert!(verify_bearer(Some(&key), &jwks, &[], &external).await.is_err(), "no server registered");
+
+        // HS256 signed with the server's public key material: checked against the cluster key only, refused.
+        let jsonwebtoken::jwk::AlgorithmParameters::RSA(params) = &rsa.jwk.algorithm else { panic!("RSA JWK") };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("r1".into());
+        let forged = jsonwebtoken::encode(
+            &header,
+            &claims(AUDIENCE, now() + 300),
+            &EncodingKey::from_secret(params.n.as_bytes()),
+        )
+        .unwrap();
+        assert!(matches!(verify_bearer(Some(&key), &jwks, &registered, &forged).await, Err(AuthError::BadToken(_))));
+
+        // A connection token (cluster-signed, other audience) is no API token either.
+        let connection = issue_connection_token(&key, "alice", "s1", now(), 60).unwrap();
+        assert!(verify_bearer(Some(&key), &jwks, &registered, &connection).await.is_err());
     }
 }

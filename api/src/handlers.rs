@@ -20,7 +20,7 @@ use crate::paging;
 use crate::{now, ApiState};
 
 /// Parses a JSON body; an empty body is the default value when the operation allows it.
-fn parse_body<T: DeserializeOwned + Default>(body: &Bytes, optional: bool) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &Bytes, optional: bool) -> Result<T, ApiError> {
     if optional && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
@@ -34,19 +34,12 @@ fn signing_key(state: &ApiState) -> Result<Vec<u8>, ApiError> {
         .ok_or(ApiError::NotReady("no signing key has been replicated to this node yet"))
 }
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
 pub async fn require_bearer(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let header = request.headers().get(axum::http::header::AUTHORIZATION).ok_or(ApiError::NoAuthorizationHeader)?;
-    let header = header.to_str().map_err(|_| ApiError::Unauthorized("Malformed authorization header".into()))?;
-    let token = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))
-        .ok_or_else(|| ApiError::Unauthorized("The authorization header must carry a Bearer token".into()))?;
-    let key = signing_key(&state)?;
-    auth::verify_token(&key, token.trim()).map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    auth::authorize(&state, request.headers()).await?;
     Ok(next.run(request).await)
 }
 

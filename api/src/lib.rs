@@ -5,8 +5,12 @@ pub mod auth;
 pub mod convert;
 pub mod dto;
 pub mod error;
+pub mod gateway;
 mod handlers;
+pub mod jwks;
+pub mod openapi;
 mod paging;
+pub mod relayed;
 
 use std::sync::Arc;
 
@@ -25,11 +29,18 @@ pub struct ApiConfig {
     pub argument_limits: ArgumentLimits,
     /// `connect-session-token-duration-minutes`, in seconds.
     pub connection_token_ttl_secs: u64,
+    /// `session-screenshot-max-width`, `-max-height`, `-format`.
+    pub screenshot: relayed::ScreenshotDefaults,
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        ApiConfig { token_ttl_secs: 3600, argument_limits: ArgumentLimits::default(), connection_token_ttl_secs: 3600 }
+        ApiConfig {
+            token_ttl_secs: 3600,
+            argument_limits: ArgumentLimits::default(),
+            connection_token_ttl_secs: 3600,
+            screenshot: relayed::ScreenshotDefaults::default(),
+        }
     }
 }
 
@@ -37,6 +48,8 @@ impl Default for ApiConfig {
 pub struct ApiState {
     pub cluster: ClusterHandle,
     pub config: Arc<ApiConfig>,
+    /// Key sets of the registered external authorization servers, by JWKS URL.
+    pub jwks: Arc<jwks::JwksCache>,
 }
 
 /// The wall clock, read once per request by the proposer (apply never reads it).
@@ -63,12 +76,15 @@ pub fn router(state: ApiState) -> Router {
         .route("/sessionConnectionData/{session_id}/{user}", get(handlers::session_connection_data))
         .route("/openServers", post(handlers::open_servers))
         .route("/closeServers", post(handlers::close_servers))
+        .route("/getSessionScreenshots", post(relayed::get_session_screenshots))
+        .route("/sessionPermissions", axum::routing::put(relayed::update_session_permissions))
         .route("/cluster/status", get(handlers::cluster_status))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), handlers::require_bearer));
     Router::new()
         .merge(authenticated)
         .route("/oauth2/token", post(handlers::token))
         .route("/health", get(handlers::health))
+        .route("/dcv-session-manager-api.yaml", get(openapi::serve_yaml))
         .fallback(handlers::not_found)
         .with_state(state)
 }

@@ -45,16 +45,98 @@ enum Cmd {
     },
 }
 
+/// A node's configuration file (for its certificate and the member list).
+#[derive(clap::Args)]
+struct AdminConfig {
+    #[arg(long, default_value = "/etc/berth/berth.toml")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum AdminCmd {
     /// Register an OAuth2 API client; prints its id and secret once (only a hash is stored).
     RegisterApiClient {
         #[arg(long)]
         client_name: String,
-        /// A node's configuration file (for its certificate and the member list).
-        #[arg(long, default_value = "/etc/berth/berth.toml")]
-        config: PathBuf,
+        #[command(flatten)]
+        config: AdminConfig,
     },
+    /// List the registered API clients (id, name, creation time; never secrets).
+    DescribeApiClients {
+        #[command(flatten)]
+        config: AdminConfig,
+    },
+    /// Unregister an API client; its access tokens stop working at once.
+    UnregisterApiClient {
+        #[arg(long)]
+        client_id: String,
+        #[command(flatten)]
+        config: AdminConfig,
+    },
+    /// Accept the tokens of an external OAuth2 authorization server, verified with the keys at this JWKS URL.
+    RegisterAuthServer {
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        config: AdminConfig,
+    },
+    /// List the registered authorization servers.
+    ListAuthServers {
+        #[command(flatten)]
+        config: AdminConfig,
+    },
+    /// Unregister an authorization server; its tokens are refused from then on.
+    UnregisterAuthServer {
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        config: AdminConfig,
+    },
+}
+
+/// The node's certificate and the members' peer addresses, from its configuration file.
+fn admin_link(config: &AdminConfig) -> anyhow::Result<(broker_transport::TlsMaterial, Vec<String>)> {
+    let config = NodeConfig::load(&config.config)?;
+    let tls = broker_transport::TlsMaterial::load(&config.tls_files())
+        .context("cannot load the node's certificate named in the configuration")?;
+    Ok((tls, config.members.iter().map(|m| m.peer_address.clone()).collect()))
+}
+
+async fn run_admin(command: AdminCmd) -> anyhow::Result<()> {
+    use broker_node::admin;
+    match command {
+        AdminCmd::RegisterApiClient { client_name, config } => {
+            let (tls, peers) = admin_link(&config)?;
+            let (id, secret) = admin::register_api_client(&tls, &peers, &client_name).await?;
+            println!("client-id: {id}\nclient-secret: {secret}\n(the secret cannot be shown again)");
+        }
+        AdminCmd::DescribeApiClients { config } => {
+            let (tls, peers) = admin_link(&config)?;
+            print!("{}", admin::api_clients_table(&admin::describe_api_clients(&tls, &peers).await?));
+        }
+        AdminCmd::UnregisterApiClient { client_id, config } => {
+            let (tls, peers) = admin_link(&config)?;
+            admin::unregister_api_client(&tls, &peers, &client_id).await?;
+            println!("unregistered API client {client_id}");
+        }
+        AdminCmd::RegisterAuthServer { url, config } => {
+            // Checked before the configuration is read, so a typo is named first.
+            admin::jwks_url(&url)?;
+            let (tls, peers) = admin_link(&config)?;
+            let url = admin::register_auth_server(&tls, &peers, &url).await?;
+            println!("registered authorization server {url}");
+        }
+        AdminCmd::ListAuthServers { config } => {
+            let (tls, peers) = admin_link(&config)?;
+            print!("{}", admin::auth_servers_table(&admin::list_auth_servers(&tls, &peers).await?));
+        }
+        AdminCmd::UnregisterAuthServer { url, config } => {
+            let (tls, peers) = admin_link(&config)?;
+            admin::unregister_auth_server(&tls, &peers, &url).await?;
+            println!("unregistered authorization server {url}");
+        }
+    }
+    Ok(())
 }
 
 fn init_tracing() {
@@ -109,14 +191,7 @@ async fn main() -> anyhow::Result<()> {
             cluster.stop_all();
             Ok(())
         }
-        Cmd::Admin { command: AdminCmd::RegisterApiClient { client_name, config } } => {
-            let config = NodeConfig::load(&config)?;
-            let tls = broker_transport::TlsMaterial::load(&config.tls_files())?;
-            let peers: Vec<String> = config.members.iter().map(|m| m.peer_address.clone()).collect();
-            let (id, secret) = broker_node::admin::register_api_client(&tls, &peers, &client_name).await?;
-            println!("client-id: {id}\nclient-secret: {secret}\n(the secret cannot be shown again)");
-            Ok(())
-        }
+        Cmd::Admin { command } => run_admin(command).await,
     }
 }
 

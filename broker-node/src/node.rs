@@ -27,6 +27,8 @@ pub struct Listeners {
     /// The same port over TCP: DCV servers validate connection tokens here.
     pub agent_https: TcpListener,
     pub peer: UdpSocket,
+    /// The DCV Connection Gateway's session resolver, when `enable-gateway` is set.
+    pub gateway: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -41,6 +43,15 @@ impl Listeners {
             agent_https: TcpListener::bind(agent_addr)
                 .with_context(|| format!("cannot bind the agent port {agent_addr}/tcp"))?,
             peer: UdpSocket::bind(peer_addr).with_context(|| format!("cannot bind the peer port {peer_addr}/udp"))?,
+            gateway: match config.enable_gateway {
+                false => None,
+                true => {
+                    let addr = config.gateway_bind().map_err(anyhow::Error::msg)?;
+                    let listener = TcpListener::bind(addr)
+                        .with_context(|| format!("cannot bind the gateway resolver on {addr}/tcp"))?;
+                    Some(listener)
+                }
+            },
         })
     }
 }
@@ -144,6 +155,8 @@ pub async fn run_node(
         liveness: broker_core::liveness::LivenessRules {
             grace_ms: 5_000,
             remove_after_ms: config.seconds_before_deleting_unreachable_dcv_server as i64 * 1000,
+            end_sessions_after_ms: config.seconds_before_deleting_sessions_unreachable_server.map(|s| s as i64 * 1000),
+            keep_deleted_ms: (config.delete_session_duration_hours * 3_600_000.0) as i64,
         },
         queue: broker_core::placement::QueueLimits {
             max_size: config.create_sessions_queue_max_size,
@@ -152,6 +165,7 @@ pub async fn run_node(
         ..ActorConfig::default()
     };
     let slot = LeaderSlot::default();
+    cluster.set_agent_relay(Arc::new(broker_actors::LeaderRelay::new(slot.clone(), deadline)));
     let agent_endpoint =
         server_endpoint_on(listeners.agent, quinn_server_config(tls.server_config(&[AGENT_ALPN])?)?, None)?;
     tokio::spawn(broker_actors::gateway::serve_agents(
@@ -165,9 +179,19 @@ pub async fn run_node(
     let api_config = ApiConfig {
         token_ttl_secs: config.access_token_validity_seconds,
         connection_token_ttl_secs: config.connect_session_token_duration_minutes * 60,
-        ..ApiConfig::default()
+        argument_limits: broker_core::validation::ArgumentLimits {
+            max_arguments: config.autorun_file_arguments_max_size,
+            max_argument_length: config.autorun_file_arguments_max_argument_length,
+        },
+        screenshot: broker_api::relayed::ScreenshotDefaults {
+            max_width: config.session_screenshot_max_width,
+            max_height: config.session_screenshot_max_height,
+            format: broker_core::agent_proto::ImageFormat::parse(&config.session_screenshot_format)
+                .unwrap_or(broker_core::agent_proto::ImageFormat::Png),
+        },
     };
-    let api_state = ApiState { cluster: cluster.clone(), config: Arc::new(api_config) };
+    let jwks = Arc::new(broker_api::jwks::JwksCache::new(broker_api::jwks::JwksSettings::default()));
+    let api_state = ApiState { cluster: cluster.clone(), config: Arc::new(api_config), jwks };
     let mut https = tls.server_config(&[b"h2", b"http/1.1"])?;
     https.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let api_addr: SocketAddr = listeners.api.local_addr()?;
@@ -179,9 +203,17 @@ pub async fn run_node(
         .handle(handle.clone())
         .serve(broker_api::router(api_state.clone()).into_make_service());
     let agent_handle = axum_server::Handle::<SocketAddr>::new();
-    let agent_server = axum_server::from_tcp_rustls(listeners.agent_https, https)?
+    let agent_server = axum_server::from_tcp_rustls(listeners.agent_https, https.clone())?
         .handle(agent_handle.clone())
-        .serve(broker_api::agent_router(api_state).into_make_service());
+        .serve(broker_api::agent_router(api_state.clone()).into_make_service());
+    if let Some(gateway) = listeners.gateway {
+        gateway.set_nonblocking(true)?;
+        tracing::info!(gateway = %gateway.local_addr()?, "gateway session resolver enabled");
+        let gateway_server = axum_server::from_tcp_rustls(gateway, https)?
+            .handle(agent_handle.clone())
+            .serve(broker_api::gateway::router(api_state).into_make_service());
+        tokio::spawn(gateway_server);
+    }
     tracing::info!(node = config.node_id, api = %api_addr, "berth node running");
     let api = tokio::spawn(server);
     tokio::spawn(agent_server);
