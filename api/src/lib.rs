@@ -31,6 +31,10 @@ pub struct ApiConfig {
     pub connection_token_ttl_secs: u64,
     /// `session-screenshot-max-width`, `-max-height`, `-format`.
     pub screenshot: relayed::ScreenshotDefaults,
+    /// `enable-authorization`: API calls need a bearer token.
+    pub require_authorization: bool,
+    /// `enable-authorization-server`: `/oauth2/token` issues tokens to registered API clients.
+    pub issue_tokens: bool,
 }
 
 impl Default for ApiConfig {
@@ -40,6 +44,8 @@ impl Default for ApiConfig {
             argument_limits: ArgumentLimits::default(),
             connection_token_ttl_secs: 3600,
             screenshot: relayed::ScreenshotDefaults::default(),
+            require_authorization: true,
+            issue_tokens: true,
         }
     }
 }

@@ -52,6 +52,12 @@ pub struct NodeConfig {
     /// Lifetime of the access tokens `/oauth2/token` issues.
     #[serde(default = "default_token_validity")]
     pub access_token_validity_seconds: u64,
+    /// API calls need a bearer token. Turn off only where the API is fenced off by other means.
+    #[serde(default = "default_true")]
+    pub enable_authorization: bool,
+    /// The broker issues tokens at `/oauth2/token`; off, only registered authorization servers' tokens work.
+    #[serde(default = "default_true")]
+    pub enable_authorization_server: bool,
     /// Sessions on a server whose agent stays unreachable this long end (DELETED) while the server stays.
     /// Unset: they stay UNKNOWN until the agent returns or the server is removed.
     #[serde(default)]
@@ -148,6 +154,9 @@ fn default_connection_token_minutes() -> u64 {
 fn default_token_validity() -> u64 {
     3600
 }
+fn default_true() -> bool {
+    true
+}
 fn default_gateway_port() -> u16 {
     8447
 }
@@ -204,6 +213,8 @@ impl NodeConfig {
             seconds_before_deleting_unreachable_dcv_server: default_unreachable_removal(),
             connect_session_token_duration_minutes: default_connection_token_minutes(),
             access_token_validity_seconds: default_token_validity(),
+            enable_authorization: true,
+            enable_authorization_server: true,
             seconds_before_deleting_sessions_unreachable_server: None,
             delete_session_duration_hours: default_delete_session_hours(),
             autorun_file_arguments_max_size: default_autorun_arguments(),
@@ -341,6 +352,7 @@ agent-address = "127.0.0.1:6"
         assert_eq!(config.session_screenshot_format, "png");
         assert_eq!(config.delete_session_duration_hours, 1.0);
         assert_eq!(config.seconds_before_deleting_sessions_unreachable_server, None);
+        assert!(config.enable_authorization && config.enable_authorization_server);
         assert_eq!(config.raft, RaftSettings::default());
     }
 

@@ -32,6 +32,8 @@ pub struct DevOptions {
     pub create_sessions_number_of_retries_on_failure: u32,
     pub seconds_before_deleting_sessions_unreachable_server: Option<u64>,
     pub delete_session_duration_hours: f64,
+    /// Last changes to every node's configuration (tests of settings `DevOptions` does not name).
+    pub configure_node: Option<fn(&mut NodeConfig)>,
     /// Extra `[agent]` lines per agent index (e.g. `simulated_users = ["alice"]`).
     pub agent_settings: std::collections::BTreeMap<usize, String>,
     /// Children get SIGKILL when the process that started them dies (for `berth dev` itself).
@@ -55,6 +57,7 @@ impl DevOptions {
             seconds_before_deleting_sessions_unreachable_server: None,
             delete_session_duration_hours: 1.0,
             agent_settings: Default::default(),
+            configure_node: None,
             die_with_parent: false,
         }
     }
@@ -252,7 +255,7 @@ impl DevCluster {
         };
         let files = node_tls_files(&self.options.dir, id);
         let o = &self.options;
-        let config = NodeConfig {
+        let mut config = NodeConfig {
             client_to_broker_connector_bind_host: "127.0.0.1".into(),
             client_to_broker_connector_https_port: port(&me.api_url)?,
             agent_to_broker_connector_bind_host: "127.0.0.1".into(),
@@ -275,6 +278,9 @@ impl DevCluster {
             raft: o.raft.clone(),
             ..NodeConfig::new(id, self.node_data_dir(id), self.layout.members.clone())
         };
+        if let Some(configure) = self.options.configure_node {
+            configure(&mut config);
+        }
         let path = self.node_config_path(id);
         std::fs::create_dir_all(path.parent().expect("has parent"))?;
         std::fs::write(&path, toml::to_string_pretty(&config)?)?;

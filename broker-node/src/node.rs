@@ -176,9 +176,14 @@ pub async fn run_node(
     ));
     let leadership = tokio::spawn(follow_leadership(cluster.clone(), slot.clone(), actor_config));
 
+    if !config.enable_authorization {
+        tracing::warn!("enable-authorization = false: the API answers every caller without a token");
+    }
     let api_config = ApiConfig {
         token_ttl_secs: config.access_token_validity_seconds,
         connection_token_ttl_secs: config.connect_session_token_duration_minutes * 60,
+        require_authorization: config.enable_authorization,
+        issue_tokens: config.enable_authorization_server,
         argument_limits: broker_core::validation::ArgumentLimits {
             max_arguments: config.autorun_file_arguments_max_size,
             max_argument_length: config.autorun_file_arguments_max_argument_length,

@@ -166,3 +166,26 @@ async fn authentication_and_bad_input_answers() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_and_the_token_endpoint_follow_their_settings() {
+    let h = start(3, 1, |options| {
+        options.configure_node = Some(|config| {
+            config.enable_authorization = false;
+            config.enable_authorization_server = false;
+        })
+    })
+    .await;
+    let url2 = h.cluster.api_url(2);
+    // enable-authorization = false: no token needed.
+    let (status, body) = raw(&h, Method::POST, &format!("{url2}/describeServers"), None, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["Servers"].is_array(), "{body}");
+    // enable-authorization-server = false: the broker issues no tokens, and says why.
+    let info = h.cluster.info();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", info.client_id, info.client_secret));
+    let token_url = format!("{url2}/oauth2/token?grant_type=client_credentials");
+    let (status, body) = raw(&h, Method::POST, &token_url, Some(&format!("Basic {basic}")), "").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(body["error"].as_str().is_some_and(|e| e.contains("enable-authorization-server")), "{body}");
+}
