@@ -50,7 +50,12 @@ pub fn queue_timeout_reason(limits: QueueLimits) -> String {
 pub fn plan(state: &ClusterState, limit: usize, now: UnixMillis, limits: QueueLimits) -> PlacementPlan {
     let mut extra: BTreeMap<&str, (u32, u32)> = BTreeMap::new();
     let mut plan = PlacementPlan::default();
-    for session in state.placing_queue().take(limit) {
+    // `limit` bounds the decisions of one round (one Raft entry); requests left waiting are not decisions, so
+    // a long queue of one class never hides a later request of another class from this round.
+    for session in state.placing_queue() {
+        if plan.placements.len() + plan.unplaceable.len() >= limit {
+            break;
+        }
         match choose_server(state, session, &extra) {
             Some(server) => {
                 let entry = extra.entry(server.info.id.as_str()).or_default();
@@ -226,6 +231,35 @@ mod tests {
         let drained = plan(&state, 100, UnixMillis(61_000), limits);
         let order: Vec<_> = drained.placements.iter().map(|p| p.session_id.as_str()).collect();
         assert_eq!(order, ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn a_waiting_class_does_not_block_another() {
+        let mut state = ClusterState::default();
+        state.apply(&Command::UpsertServer {
+            server: Box::new(ServerInfo {
+                id: "blue".into(),
+                tags: vec![("color".into(), "blue".into())],
+                ..Default::default()
+            }),
+            now: UnixMillis(0),
+        });
+        let wants = |id: String, color: &str| NewSession {
+            id,
+            spec: SessionSpec {
+                enqueue_request: true,
+                requirements: Some(format!("tag:color = '{color}'")),
+                ..Default::default()
+            },
+        };
+        // Many requests for a red server that does not exist, then one for blue.
+        let mut sessions: Vec<NewSession> = (0..50).map(|n| wants(format!("red-{n:02}"), "red")).collect();
+        sessions.push(wants("blue-1".into(), "blue"));
+        state.apply(&Command::CreateSessions { request_id: "r".into(), now: UnixMillis(0), sessions });
+        let round = plan(&state, 4, UnixMillis(1), QueueLimits::default());
+        let placed: Vec<_> = round.placements.iter().map(|p| p.session_id.as_str()).collect();
+        assert_eq!(placed, ["blue-1"], "the blue request is placed in the first round");
+        assert_eq!(round.still_waiting, 50);
     }
 
     #[test]
