@@ -33,8 +33,9 @@ fn transport(text: Option<&str>) -> Result<EndpointProtocol, ApiError> {
 
 pub async fn resolve(
     State(state): State<ApiState>,
-    Query(query): Query<ResolveQuery>,
+    query: Result<Query<ResolveQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ResolveSessionResponse>, ApiError> {
+    let Query(query) = query.map_err(crate::handlers::bad_query)?;
     let session_id = query
         .session_id
         .filter(|id| !id.is_empty())

@@ -1,6 +1,7 @@
 //! HTTP handlers: parse, authenticate, translate to commands or state reads, translate back.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
@@ -19,12 +20,49 @@ use crate::error::ApiError;
 use crate::paging;
 use crate::{now, ApiState};
 
-/// Parses a JSON body; an empty body is the default value when the operation allows it.
-pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &Bytes, optional: bool) -> Result<T, ApiError> {
-    if optional && body.iter().all(u8::is_ascii_whitespace) {
+/// The shape of an operation's body: one request object (optional: an empty body is the default), or a
+/// batch, a JSON array of request objects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Body {
+    Object { optional: bool },
+    Batch,
+}
+
+fn malformed(message: impl std::fmt::Display) -> ApiError {
+    ApiError::BadRequest(format!("Malformed request body: {message}"))
+}
+
+/// Where a JSON array stands in for an object, which serde's derived structs would otherwise accept field by
+/// field. The API has no list of lists, so an array directly inside an array is always such a stand-in.
+fn array_for_object(value: &serde_json::Value, path: &str) -> Option<String> {
+    match value {
+        serde_json::Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| match item {
+            serde_json::Value::Array(_) => Some(format!("{path}[{i}]")),
+            other => array_for_object(other, &format!("{path}[{i}]")),
+        }),
+        serde_json::Value::Object(fields) => {
+            fields.iter().find_map(|(key, field)| array_for_object(field, &format!("{path}.{key}")))
+        }
+        _ => None,
+    }
+}
+
+/// Parses a JSON body of the given shape. Request objects must be JSON objects: an array in their place is a
+/// 400, never read as the object's fields in order.
+pub(crate) fn parse_body<T: DeserializeOwned + Default>(body: &Bytes, shape: Body) -> Result<T, ApiError> {
+    if shape == (Body::Object { optional: true }) && body.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("Malformed request body: {e}")))
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(malformed)?;
+    match (&value, shape) {
+        (serde_json::Value::Object(_), Body::Object { .. }) | (serde_json::Value::Array(_), Body::Batch) => {}
+        (_, Body::Object { .. }) => return Err(malformed("expected a JSON object")),
+        (_, Body::Batch) => return Err(malformed("expected a JSON array of request objects")),
+    }
+    if let Some(at) = array_for_object(&value, "$") {
+        return Err(malformed(format!("expected an object at {at}, got an array")));
+    }
+    serde_json::from_value(value).map_err(malformed)
 }
 
 fn signing_key(state: &ApiState) -> Result<Vec<u8>, ApiError> {
@@ -38,12 +76,26 @@ pub(crate) fn request_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
+/// axum's default request body limit, which every handler here keeps.
+const REQUEST_BODY_LIMIT: usize = 2 * 1024 * 1024;
+
 pub async fn require_bearer(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
     // enable-authorization = false: a site that fences the API off by other means accepts every caller.
     if state.config.require_authorization {
-        auth::authorize(&state, request.headers()).await?;
+        if let Err(refused) = auth::authorize(&state, request.headers()).await {
+            // Read what the client is still sending (within the body limit), so that it reads our 401 instead of
+            // a connection reset by a server that answered early and closed.
+            let _ = axum::body::to_bytes(request.into_body(), REQUEST_BODY_LIMIT).await;
+            return Err(refused);
+        }
     }
     Ok(next.run(request).await)
+}
+
+/// A query string that does not parse (a repeated parameter, say) is a 400 with our JSON body, like any other
+/// bad input, not axum's plain-text rejection.
+pub(crate) fn bad_query(rejection: QueryRejection) -> ApiError {
+    ApiError::BadRequest(rejection.body_text())
 }
 
 #[derive(Deserialize)]
@@ -54,10 +106,11 @@ pub struct TokenQuery {
 /// `POST /oauth2/token?grant_type=client_credentials` with Basic client authentication.
 pub async fn token(
     State(state): State<ApiState>,
-    Query(query): Query<TokenQuery>,
+    query: Result<Query<TokenQuery>, QueryRejection>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
+    let Query(query) = query.map_err(bad_query)?;
     if !state.config.issue_tokens {
         return Err(ApiError::NotFound(
             "This broker issues no tokens (enable-authorization-server = false): get one from a registered \
@@ -98,7 +151,7 @@ pub async fn create_sessions(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::CreateSessionsResponse>, ApiError> {
-    let requests: Vec<dto::CreateSessionRequestData> = parse_body(&body, false)?;
+    let requests: Vec<dto::CreateSessionRequestData> = parse_body(&body, Body::Batch)?;
     let mut unsuccessful = Vec::new();
     let mut accepted = Vec::new();
     for data in requests {
@@ -140,7 +193,7 @@ pub async fn describe_sessions(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::DescribeSessionsResponse>, ApiError> {
-    let request: dto::DescribeSessionsRequestData = parse_body(&body, true)?;
+    let request: dto::DescribeSessionsRequestData = parse_body(&body, Body::Object { optional: true })?;
     let limit = paging::page_size(request.max_results)?;
     let filters = session_filters(request.filters)?;
     state.cluster.read_barrier().await?;
@@ -162,7 +215,7 @@ pub async fn describe_servers(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::DescribeServersResponse>, ApiError> {
-    let request: dto::DescribeServersRequestData = parse_body(&body, true)?;
+    let request: dto::DescribeServersRequestData = parse_body(&body, Body::Object { optional: true })?;
     let limit = paging::page_size(request.max_results)?;
     state.cluster.read_barrier().await?;
     let key = signing_key(&state)?;
@@ -253,7 +306,7 @@ pub async fn open_servers(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::OpenServersResponse>, ApiError> {
-    let requests: Vec<dto::OpenServerRequestData> = parse_body(&body, false)?;
+    let requests: Vec<dto::OpenServerRequestData> = parse_body(&body, Body::Batch)?;
     let changes = requests
         .iter()
         .map(|r| {
@@ -284,7 +337,7 @@ pub async fn close_servers(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::CloseServersResponse>, ApiError> {
-    let requests: Vec<dto::CloseServerRequestData> = parse_body(&body, false)?;
+    let requests: Vec<dto::CloseServerRequestData> = parse_body(&body, Body::Batch)?;
     let changes = requests
         .iter()
         .map(|r| {
@@ -315,7 +368,7 @@ pub async fn delete_sessions(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::DeleteSessionsResponse>, ApiError> {
-    let requests: Vec<dto::DeleteSessionRequestData> = parse_body(&body, false)?;
+    let requests: Vec<dto::DeleteSessionRequestData> = parse_body(&body, Body::Batch)?;
     let mut response = dto::DeleteSessionsResponse { request_id: request_id(), ..Default::default() };
     let mut deletions = Vec::new();
     for request in requests {
@@ -460,5 +513,43 @@ mod form_tests {
         assert_eq!(form.authentication_token.as_deref(), Some("x y"));
         assert!(parse_form(b"sessionId=%zz").is_err());
         assert_eq!(parse_form(b"").unwrap(), ValidateForm::default());
+    }
+}
+
+#[cfg(test)]
+mod body_tests {
+    use super::*;
+
+    fn batch(text: &str) -> Result<Vec<dto::CloseServerRequestData>, ApiError> {
+        parse_body(&Bytes::from(text.to_owned()), Body::Batch)
+    }
+
+    fn describe(text: &str) -> Result<dto::DescribeSessionsRequestData, ApiError> {
+        parse_body(&Bytes::from(text.to_owned()), Body::Object { optional: true })
+    }
+
+    #[test]
+    fn request_objects_must_be_objects() {
+        let table: &[(&str, Option<&str>)] = &[
+            (r#"[{"ServerId": "s1", "Force": true}]"#, None),
+            ("[]", None),
+            (r#"[["s1", true]]"#, Some("expected an object at $[0], got an array")),
+            (r#"{"ServerId": "s1"}"#, Some("expected a JSON array of request objects")),
+            ("", Some("Malformed request body")),
+            ("[1]", Some("Malformed request body")),
+        ];
+        for (text, refusal) in table {
+            match (batch(text), refusal) {
+                (Ok(_), None) => {}
+                (Err(e), Some(expected)) => assert!(e.to_string().contains(expected), "{text}: {e}"),
+                (other, _) => panic!("{text}: unexpected {other:?}"),
+            }
+        }
+        assert!(describe("").is_ok(), "an empty describe body is the default request");
+        assert!(describe(r#"{"SessionIds": ["a"], "Filters": [{"Key": "owner", "Value": "x"}]}"#).is_ok());
+        let e = describe(r#"[["a"], [], 1, null]"#).unwrap_err().to_string();
+        assert!(e.contains("expected a JSON object"), "{e}");
+        let e = describe(r#"{"Filters": [["owner", "x"]]}"#).unwrap_err().to_string();
+        assert!(e.contains("$.Filters[0]"), "{e}");
     }
 }

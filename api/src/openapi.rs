@@ -36,6 +36,7 @@ pub async fn serve_yaml() -> impl IntoResponse {
 pub fn generate_yaml() -> Result<String, String> {
     let mut document = yaml_serde::to_value(ApiDoc::openapi()).map_err(|e| e.to_string())?;
     to_openapi_3_0(&mut document)?;
+    add_constraints(&mut document)?;
     let body = yaml_serde::to_string(&document).map_err(|e| e.to_string())?;
     Ok(format!("{HEADER}{body}"))
 }
@@ -314,6 +315,48 @@ impl Modify for CommonParts {
 
 fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
     [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch].into_iter().flatten()
+}
+
+/// What utoipa's attributes cannot say: the bounds the handlers enforce, so that a client or a fuzzer learns them
+/// from the document; and `x-codegen-request-body-name: body`, so that generated clients take the request as
+/// `body=`, as the developer guide's examples pass it.
+fn add_constraints(document: &mut Value) -> Result<(), String> {
+    let root = document.as_mapping_mut().ok_or("the document is not a mapping")?;
+    if let Some(paths) = root.get_mut("paths").and_then(Value::as_mapping_mut) {
+        for (_, item) in paths.iter_mut() {
+            let Some(item) = item.as_mapping_mut() else { continue };
+            for (_, operation) in item.iter_mut() {
+                let Some(operation) = operation.as_mapping_mut() else { continue };
+                if operation.contains_key("requestBody") {
+                    operation.insert("x-codegen-request-body-name".into(), "body".into());
+                }
+                let parameters = operation.get_mut("parameters").and_then(Value::as_sequence_mut);
+                for parameter in parameters.into_iter().flatten() {
+                    if parameter.get("name").and_then(Value::as_str) == Some("grant_type") {
+                        if let Some(schema) = parameter.get_mut("schema").and_then(Value::as_mapping_mut) {
+                            schema.insert("enum".into(), Value::Sequence(vec!["client_credentials".into()]));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let schemas = root
+        .get_mut("components")
+        .and_then(|c| c.get_mut("schemas"))
+        .and_then(Value::as_mapping_mut)
+        .ok_or("no components.schemas in the document")?;
+    for name in ["DescribeSessionsRequestData", "DescribeServersRequestData"] {
+        let max_results = schemas
+            .get_mut(name)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut("MaxResults"))
+            .and_then(Value::as_mapping_mut)
+            .ok_or(format!("no {name}.MaxResults in the document"))?;
+        max_results.insert("minimum".into(), 1.into());
+        max_results.insert("maximum".into(), (crate::paging::MAX_RESULTS as u64).into());
+    }
+    Ok(())
 }
 
 /// Rewrites utoipa's OpenAPI 3.1 output as 3.0. Only the 3.1 forms this document uses are translated; any other

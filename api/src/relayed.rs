@@ -11,7 +11,7 @@ use broker_core::{Command, SessionState};
 use crate::convert::iso_time;
 use crate::dto;
 use crate::error::ApiError;
-use crate::handlers::{parse_body, request_id};
+use crate::handlers::{parse_body, request_id, Body};
 use crate::{now, ApiState};
 
 /// The failure text clients rely on for an unknown session (API-NOTES.md, byte for byte).
@@ -93,7 +93,7 @@ pub async fn get_session_screenshots(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::GetSessionScreenshotsResponse>, ApiError> {
-    let requests: Vec<dto::GetSessionScreenshotRequestData> = parse_body(&body, false)?;
+    let requests: Vec<dto::GetSessionScreenshotRequestData> = parse_body(&body, Body::Batch)?;
     // One barrier for the batch: every session acknowledged before the call is visible to it.
     state.cluster.read_barrier().await?;
     let answers = futures::future::join_all(requests.iter().map(|request| screenshot(&state, request))).await;
@@ -151,7 +151,7 @@ pub async fn update_session_permissions(
     State(state): State<ApiState>,
     body: Bytes,
 ) -> Result<Json<dto::UpdateSessionPermissionsResponse>, ApiError> {
-    let requests: Vec<dto::UpdateSessionPermissionsRequestData> = parse_body(&body, false)?;
+    let requests: Vec<dto::UpdateSessionPermissionsRequestData> = parse_body(&body, Body::Batch)?;
     state.cluster.read_barrier().await?;
     let answers = futures::future::join_all(requests.iter().map(|request| update_permissions(&state, request))).await;
     let mut response = dto::UpdateSessionPermissionsResponse { request_id: request_id(), ..Default::default() };

@@ -50,6 +50,19 @@ pub enum InvalidSession {
     BadMaxConcurrentClients(i64),
     #[error("Invalid Requirements: {0}")]
     BadRequirements(crate::requirements::ParseError),
+    #[error("The PermissionsFile parameter must be the base64 of a DCV permissions file")]
+    BadPermissionsFile,
+}
+
+/// Standard base64 with padding (RFC 4648), as DCV permissions files are sent; core has no codec dependency,
+/// and only the form matters here (the agent decodes).
+pub fn is_base64(text: &str) -> bool {
+    let bytes = text.trim().as_bytes();
+    let body = bytes.iter().rposition(|b| *b != b'=').map_or(0, |last| last + 1);
+    let padding = bytes.len() - body;
+    bytes.len() % 4 == 0
+        && padding <= 2
+        && bytes[..body].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
 
 /// Turns a request element into a spec, or names the first problem.
@@ -80,6 +93,9 @@ pub fn validate(request: SessionRequest, limits: ArgumentLimits) -> Result<Sessi
     }
     if let Some(text) = &request.requirements {
         crate::requirements::parse(text).map_err(InvalidSession::BadRequirements)?;
+    }
+    if request.permissions_file.as_deref().is_some_and(|file| !is_base64(file)) {
+        return Err(InvalidSession::BadPermissionsFile);
     }
     if let Some(max) = request.max_concurrent_clients {
         if max <= 0 {
@@ -171,6 +187,16 @@ mod tests {
             ),
             ("requirements", SessionRequest { requirements: Some("tag:color = 'red'".into()), ..base() }, Ok(())),
             (
+                "permissions file not base64",
+                SessionRequest { permissions_file: Some("/dcv/permissions.file".into()), ..base() },
+                Err(InvalidSession::BadPermissionsFile),
+            ),
+            (
+                "permissions file",
+                SessionRequest { permissions_file: Some("W3Blcm1pc3Npb25zXQo=".into()), ..base() },
+                Ok(()),
+            ),
+            (
                 "zero clients",
                 SessionRequest { max_concurrent_clients: Some(0), ..base() },
                 Err(InvalidSession::BadMaxConcurrentClients(0)),
@@ -182,6 +208,16 @@ mod tests {
         for (name, request, want) in cases {
             let got = validate(request, ArgumentLimits::default()).map(|_| ());
             assert_eq!(got, want, "{name}");
+        }
+    }
+
+    #[test]
+    fn base64_forms() {
+        for good in ["", "QQ==", "QUI=", "QUJD", "a+/9", "W3Blcm1pc3Npb25zXQo="] {
+            assert!(is_base64(good), "{good}");
+        }
+        for bad in ["Q", "QQ=", "Q===", "QU=I", "not base64!", "/dcv/permissions.file"] {
+            assert!(!is_base64(bad), "{bad}");
         }
     }
 }
