@@ -67,6 +67,7 @@ pub fn server_endpoint_on(
     client: Option<rustls::ClientConfig>,
 ) -> Result<Endpoint, EndpointError> {
     let addr = socket.local_addr().map_err(|source| EndpointError::Resolve(source.to_string()))?;
+    enlarge_socket_buffers(&socket);
     let runtime = quinn::default_runtime().ok_or_else(|| EndpointError::Crypto("no async runtime".into()))?;
     let mut endpoint = Endpoint::new(quinn::EndpointConfig::default(), Some(config), socket, runtime)
         .map_err(|source| EndpointError::Bind { addr, source })?;
@@ -74,6 +75,30 @@ pub fn server_endpoint_on(
         endpoint.set_default_client_config(quic_client_config(client)?);
     }
     Ok(endpoint)
+}
+
+/// What a listening endpoint asks of the kernel for its UDP buffers. One broker socket carries every agent's
+/// link (heartbeats from a thousand agents arrive in bursts); at Linux's default of about 208 KiB the kernel
+/// drops datagrams under load, QUIC takes them for loss, and agents lose their links.
+pub const SOCKET_BUFFER_BYTES: usize = 4 * 1024 * 1024;
+
+/// Best effort: the kernel caps the request at `net.core.rmem_max` / `wmem_max`, and a smaller buffer still
+/// works, so the outcome is logged rather than an error.
+fn enlarge_socket_buffers(socket: &std::net::UdpSocket) {
+    let socket = socket2::SockRef::from(socket);
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    let (recv, send) = (socket.recv_buffer_size().unwrap_or(0), socket.send_buffer_size().unwrap_or(0));
+    if recv < SOCKET_BUFFER_BYTES {
+        tracing::info!(
+            recv,
+            send,
+            wanted = SOCKET_BUFFER_BYTES,
+            "UDP buffers smaller than asked (raise net.core.rmem_max)"
+        );
+    } else {
+        tracing::debug!(recv, send, "UDP buffers");
+    }
 }
 
 /// A dial-only endpoint on an ephemeral port.
@@ -140,5 +165,23 @@ impl ConnectionPool {
     /// Forgets a connection after an RPC on it failed, so that the next call dials again.
     pub fn invalidate(&self, address: &str) {
         self.connections.lock().expect("pool lock").remove(address);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listening_sockets_get_the_largest_buffers_the_kernel_allows() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        enlarge_socket_buffers(&socket);
+        let cap = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|text| text.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let recv = socket2::SockRef::from(&socket).recv_buffer_size().unwrap();
+        // Linux reports twice what was granted (bookkeeping overhead included).
+        assert!(recv >= SOCKET_BUFFER_BYTES.min(cap), "receive buffer {recv}, kernel cap {cap}");
     }
 }
