@@ -60,7 +60,7 @@ pub fn is_base64(text: &str) -> bool {
     let bytes = text.trim().as_bytes();
     let body = bytes.iter().rposition(|b| *b != b'=').map_or(0, |last| last + 1);
     let padding = bytes.len() - body;
-    bytes.len() % 4 == 0
+    bytes.len().is_multiple_of(4)
         && padding <= 2
         && bytes[..body].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
 }
