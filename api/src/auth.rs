@@ -60,7 +60,13 @@ fn random_token(bytes: usize) -> String {
 
 /// A new client with a random id and secret. The secret is returned once and only its hash is kept.
 pub fn new_api_client(client_name: &str, now: UnixMillis) -> (ApiClient, String) {
-    let client_id = random_token(18);
+    // Hex, not base64: an id that starts with '-' reads as an option on a command line
+    // (`berth admin unregister-api-client --client-id -6No...`).
+    let client_id = {
+        let mut bytes = [0u8; 16];
+        rand::rng().fill(&mut bytes[..]);
+        hex::encode(bytes)
+    };
     let secret = random_token(32);
     let salt = random_token(12);
     let client = ApiClient {
@@ -139,6 +145,11 @@ mod tests {
         assert!(verify_secret(&client, &secret));
         assert!(!verify_secret(&client, "wrong"));
         assert!(!client.secret_sha256.contains(&secret));
+        // Ids go on command lines: never a leading '-', nothing to quote.
+        for _ in 0..200 {
+            let (client, _) = new_api_client("portal", UnixMillis(0));
+            assert!(client.client_id.len() == 32 && client.client_id.bytes().all(|b| b.is_ascii_hexdigit()));
+        }
     }
 
     #[test]

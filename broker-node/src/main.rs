@@ -68,7 +68,8 @@ enum AdminCmd {
     },
     /// Unregister an API client; its access tokens stop working at once.
     UnregisterApiClient {
-        #[arg(long)]
+        // Ids issued before they were hex may start with '-'.
+        #[arg(long, allow_hyphen_values = true)]
         client_id: String,
         #[command(flatten)]
         config: AdminConfig,
