@@ -73,10 +73,28 @@ pub fn loopback_round_trip(rounds: usize) -> std::io::Result<Summary> {
 
 /// Resident set size of a process, from /proc.
 pub fn resident_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmRSS:").map(|kib| kib / 1024.0)
+}
+
+/// The most a process has been resident since it started (VmHWM), from /proc.
+pub fn peak_resident_mib(pid: u32) -> Option<f64> {
+    status_kib(pid, "VmHWM:").map(|kib| kib / 1024.0)
+}
+
+/// Datagrams this machine's UDP sockets dropped because their receive buffer was full (RcvbufErrors in
+/// /proc/net/snmp, machine-wide): QUIC rides on UDP, and a drop costs a retransmission after a timeout.
+pub fn udp_receive_buffer_errors() -> Option<u64> {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut udp = snmp.lines().filter(|line| line.starts_with("Udp:"));
+    let (names, values) = (udp.next()?, udp.next()?);
+    let at = names.split_whitespace().position(|name| name == "RcvbufErrors")?;
+    values.split_whitespace().nth(at)?.parse().ok()
+}
+
+fn status_kib(pid: u32, key: &str) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -91,6 +109,11 @@ mod tests {
         assert!(fsync.p50_us > 0);
         let rtt = loopback_round_trip(20).unwrap();
         assert_eq!(rtt.count, 20);
-        assert!(resident_mib(std::process::id()).unwrap() > 1.0);
+        let rss = resident_mib(std::process::id()).unwrap();
+        assert!(rss > 1.0);
+        assert!(peak_resident_mib(std::process::id()).unwrap() >= rss);
+        if std::path::Path::new("/proc/net/snmp").exists() {
+            assert!(udp_receive_buffer_errors().is_some());
+        }
     }
 }
