@@ -26,6 +26,8 @@ pub enum ApiError {
     NotReady(&'static str),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("The request body could not be read: larger than {0} bytes, or cut off")]
+    TooLarge(usize),
 }
 
 impl ApiError {
@@ -38,6 +40,7 @@ impl ApiError {
             ApiError::Cluster(ClusterError::Unavailable(_)) | ApiError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Cluster(ClusterError::Fatal(_)) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }

@@ -79,15 +79,27 @@ pub(crate) fn request_id() -> String {
 /// axum's default request body limit, which every handler here keeps.
 const REQUEST_BODY_LIMIT: usize = 2 * 1024 * 1024;
 
+/// Reads every request's body before anything answers it. An answer sent early (a 401, a 405) would leave
+/// unread bytes behind, and the server then closes a connection the client believes it can reuse: its next
+/// request on it fails with a reset. Bodies over the limit are refused with 413 and the connection closed.
+pub async fn read_whole_body(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, REQUEST_BODY_LIMIT).await {
+        Ok(bytes) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Err(_) => {
+            let mut response = ApiError::TooLarge(REQUEST_BODY_LIMIT).into_response();
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
 pub async fn require_bearer(State(state): State<ApiState>, request: Request, next: Next) -> Result<Response, ApiError> {
     // enable-authorization = false: a site that fences the API off by other means accepts every caller.
     if state.config.require_authorization {
-        if let Err(refused) = auth::authorize(&state, request.headers()).await {
-            // Read what the client is still sending (within the body limit), so that it reads our 401 instead of
-            // a connection reset by a server that answered early and closed.
-            let _ = axum::body::to_bytes(request.into_body(), REQUEST_BODY_LIMIT).await;
-            return Err(refused);
-        }
+        auth::authorize(&state, request.headers()).await?;
     }
     Ok(next.run(request).await)
 }

@@ -69,6 +69,7 @@ pub fn agent_router(state: ApiState) -> Router {
     Router::new()
         .route("/agent/validate-authentication-token", post(handlers::validate_authentication_token))
         .fallback(handlers::not_found)
+        .layer(axum::middleware::from_fn(handlers::read_whole_body))
         .with_state(state)
 }
 

@@ -129,10 +129,6 @@ async fn authentication_and_bad_input_answers() {
         body["UnsuccessfulList"].as_array().unwrap().iter().map(|u| u["FailureReason"].as_str().unwrap()).collect();
     assert_eq!(reasons.len(), 2, "{body}");
     assert!(reasons[0].contains("Name") && reasons[1].contains("InitFile"), "{reasons:?}");
-    // A large body without credentials still gets its 401, not a connection reset by an early close.
-    let large = "x".repeat(1024 * 1024);
-    let (status, body) = raw(&h, Method::POST, &format!("{url3}/deleteSessions"), None, &large).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("No authorization header")));
     // Request objects must be objects: an array in their place is refused, not read field by field.
     let (status, body) =
         raw(&h, Method::POST, &format!("{url3}/closeServers"), Some(&bearer), r#"[["dev-agent-1", true]]"#).await;
